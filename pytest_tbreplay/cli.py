@@ -40,7 +40,7 @@ def _server(args) -> int:
 
 
 def _replay(args) -> int:
-    from .plugin import replay_cassette
+    from .run import replay_cassette
     from .profiles import load_profile
 
     r = replay_cassette(cs.load(args.cassette), load_profile(args.profile), args.harness)

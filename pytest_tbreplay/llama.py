@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -43,7 +44,9 @@ def _need(tool: str) -> None:
 def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), spec]
     if sdist:
-        cmd[4:4] = ["--no-binary", ":all:"]
+        # Only this package as source: `:all:` would make pip build its build dependencies
+        # (CMake among them) from source too, which takes 18 minutes on 2 cores.
+        cmd[4:4] = ["--no-binary", spec.split("==")[0]]
     subprocess.run(cmd, check=True)
     (found,) = [p for p in dest.iterdir() if p.suffix in (".gz", ".whl")]
     return found
@@ -284,3 +287,41 @@ class LlamaServer:
     def metadata(self) -> dict:
         """metadata.server of a cassette recorded against this server (what replay.props reads)."""
         return {"n_ctx": self.n_ctx, "model": self.model, "settings": self.settings}
+
+
+# -- a server we did not start -----------------------------------------------------------------
+@dataclass
+class RemoteServer:
+    """A server we did not start (--server-url): the desktop's, or llama-swap."""
+    url: str
+    props: dict
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.props["default_generation_settings"]["n_ctx"])
+
+    @property
+    def model(self) -> str:
+        return self.props.get("model_alias") or Path(self.props.get("model_path", "unknown")).name
+
+    @property
+    def metadata(self) -> dict:
+        params = self.props["default_generation_settings"].get("params", {})
+        return {"n_ctx": self.n_ctx, "model": self.model,
+                "settings": {k: v for k, v in params.items() if k in ("temperature", "top_k", "top_p")
+                             or k.startswith("dry_")}}
+
+
+def remote_server(url: str, model: str | None) -> RemoteServer:
+    url = url.rstrip("/")
+    # llama-swap serves a model's own endpoints under /upstream/<model>/.
+    candidates = [f"{url}/props"] + ([f"{url}/upstream/{model}/props"] if model else [])
+    for props_url in candidates:
+        try:
+            r = httpx.get(props_url, timeout=30)
+        except httpx.TransportError as e:
+            raise LlamaServerError(f"{url}: cannot connect ({e}); is the server running?") from None
+        if r.status_code == 200:
+            return RemoteServer(url, r.json())
+    raise LlamaServerError(f"{url}: no /props answered ({', '.join(candidates)}); "
+                            "for llama-swap pass --model NAME")

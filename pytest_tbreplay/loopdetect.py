@@ -6,7 +6,6 @@ completely different approach" repeats whole sentences, so that share climbs tow
 source code, even repetitive code, stay well below (see tests/test_loopdetect.py)."""
 from __future__ import annotations
 
-from collections import Counter
 
 
 def repeated_ngram_rate(words: list[str], n: int = 4) -> float:

@@ -12,14 +12,14 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from . import cassette as cs
-from .harness import Endpoint, ReferenceHarness, TaskSpec
+from .harness import Endpoint, TaskSpec
+from .llama import LlamaServerError, remote_server
 from .profiles import Profile, ProfileError, load_profile
 from .proxy import RecordingProxy
-from .replay import ReplayEngine, ReplayServer, ReplayTransport
+from .run import Replayed, replay_cassette, run_harness
 from .trial import Trial
 
 HARNESSES = ("reference", "pi")
@@ -98,12 +98,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("harness", [chosen] if chosen else list(HARNESSES))
 
 
-@dataclass
-class Replayed:
-    trial: Trial
-    engine: ReplayEngine
-
-
 @pytest.fixture(scope="session")
 def cassette_dir(pytestconfig) -> Path:
     return Path(pytestconfig.option.cassette_dir or pytestconfig.rootpath / "cassettes")
@@ -139,65 +133,7 @@ def replay(request, load_cassette, pytestconfig):
     return run
 
 
-def replay_cassette(c: cs.Cassette, profile: Profile, harness: str = "reference", realtime: bool = False) -> Replayed:
-    """One trial of `harness` against the cassette: in-process for the reference harness, on a
-    loopback port for pi (another process). The caller checks the engine for mismatches."""
-    engine, task = ReplayEngine(c, realtime=realtime), TaskSpec.from_cassette(c)
-    model = c.metadata["server"].get("model", "local")  # what the recorded harness asked for
-    if harness == "reference":
-        trial = run_harness(harness, profile, task, Endpoint("http://replay", ReplayTransport(engine), cassette=c,
-                                                             model=model))
-    else:
-        with ReplayServer(engine) as server:
-            trial = run_harness(harness, profile, task, Endpoint(server.url, cassette=c, model=model))
-    return Replayed(trial, engine)
-
-
-def run_harness(harness: str, profile: Profile, task: TaskSpec, endpoint: Endpoint) -> Trial:
-    if harness == "pi":
-        from .pi import PiHarness
-        return PiHarness(profile).run(task, endpoint)
-    return ReferenceHarness(profile).run(task, endpoint)
-
-
 # -- live mode ------------------------------------------------------------------------------
-@dataclass
-class RemoteServer:
-    """A server we did not start (--server-url): the desktop's, or llama-swap."""
-    url: str
-    props: dict
-
-    @property
-    def n_ctx(self) -> int:
-        return int(self.props["default_generation_settings"]["n_ctx"])
-
-    @property
-    def model(self) -> str:
-        return self.props.get("model_alias") or Path(self.props.get("model_path", "unknown")).name
-
-    @property
-    def metadata(self) -> dict:
-        params = self.props["default_generation_settings"].get("params", {})
-        return {"n_ctx": self.n_ctx, "model": self.model,
-                "settings": {k: v for k, v in params.items() if k in ("temperature", "top_k", "top_p")
-                             or k.startswith("dry_")}}
-
-
-def _remote(url: str, model: str | None) -> RemoteServer:
-    url = url.rstrip("/")
-    # llama-swap serves a model's own endpoints under /upstream/<model>/.
-    candidates = [f"{url}/props"] + ([f"{url}/upstream/{model}/props"] if model else [])
-    for props_url in candidates:
-        try:
-            r = httpx.get(props_url, timeout=30)
-        except httpx.TransportError as e:
-            raise pytest.UsageError(f"--server-url {url}: cannot connect ({e}); is the server running?") from None
-        if r.status_code == 200:
-            return RemoteServer(url, r.json())
-    raise pytest.UsageError(f"--server-url {url}: no /props answered ({', '.join(candidates)}); "
-                            "for llama-swap pass --model NAME")
-
-
 @pytest.fixture(scope="session")
 def llama_server(pytestconfig):
     """The live server: --server-url, else the embedded llama-server with SmolLM2 on the CPU."""
@@ -205,7 +141,10 @@ def llama_server(pytestconfig):
     if not opt.live:
         pytest.skip("live server: run with --live")
     if opt.server_url:
-        yield _remote(opt.server_url, opt.model)
+        try:
+            yield remote_server(opt.server_url, opt.model)
+        except LlamaServerError as e:
+            raise pytest.UsageError(f"--server-url: {e}") from None
         return
     from .llama import LlamaServer
     with LlamaServer(opt.model_path, ctx_size=8192, extra_args=opt.server_arg) as server:
