@@ -25,6 +25,12 @@ TEXT_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 # Arguments stream as JSON: the content's newlines and tabs arrive as the two characters \n, \t.
 ARGS_SPACE = re.compile(r"(?:[ \t\n\r\f\v]|\\[ntr])+")
 DIGITS = re.compile(r"[0-9]+")
+PATH_PARTS = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def fold(word: str) -> str:
+    """What stays of a word when its numbers and path names change: /app/src/x_12.c -> /0/0/0."""
+    return PATH_PARTS.sub("0", word) if "/" in word else DIGITS.sub("0", word)
 
 
 def repeated_ngram_rate(words: list[str], n: int = 4) -> float:
@@ -50,6 +56,7 @@ class PeriodRule:
     # strict_cycles lags, and no word in the run new to the stream: code copied per type
     # (f16, f32) or a table's rows each bring a new name, a loop brings none (digits are folded).
     prose_share: float | None = 0.5  # None: no loose way
+    novel_per_word: int = 32  # loose: at most one new word per this many (a table names a new thing a row)
     strict_rate: float = 0.9
     strict_cycles: int = 1
     min_distinct: int = 4  # distinct words in one cycle: "0, 0, 0," tables are not a loop
@@ -62,7 +69,7 @@ class PeriodRule:
 TEXT_RULE = PeriodRule()
 # A write is code or data: near-verbatim repeats only, three whole blocks.
 ARGS_RULE = PeriodRule(prose_share=None, margin=0, min_run=128, strict_cycles=2, min_distinct=8)
-PROSE_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?[,.;:!?]?")
+PROSE_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?[,.!?]?")
 
 
 class _Candidate:
@@ -92,7 +99,7 @@ class PeriodDetector:
 
     def word(self, w: str) -> bool:
         r, p = self.r, self.base + len(self.raw)
-        folded = DIGITS.sub("0", w)
+        folded = fold(w)
         self.raw.append(w)
         self.norm.append(folded)
         self.novel.append(self.novel[-1] + (folded not in self.seen))
@@ -158,19 +165,16 @@ class PeriodDetector:
         """How many of the words first..last (absolute, inclusive) a running count counted."""
         return sums[last + 1 - self.base] - sums[max(first, self.base) - self.base]
 
-    def novel_in_last(self, n: int) -> int:
-        """Words new to the stream among the last n: code with repeated parameter lists still
-        brings new names; a loop of a few sentences brings none."""
-        return self.novel[-1] - self.novel[max(0, len(self.novel) - 1 - n)]
-
     def _fires(self, c: _Candidate) -> bool:
         r, run = self.r, c.best_pos - c.start + 1
         if run < c.lag + min(r.margin, 4 * c.lag) or run < r.min_run:
             return False
         cycle = c.best_pos - c.lag + 1
-        loose = r.prose_share is not None and self._count(self.prose, cycle, c.best_pos) >= r.prose_share * c.lag
+        novel = self._count(self.novel, c.start, c.best_pos)
+        loose = (r.prose_share is not None and self._count(self.prose, cycle, c.best_pos) >= r.prose_share * c.lag
+                 and novel * r.novel_per_word <= run)
         strict = (not loose and run >= r.strict_cycles * c.lag and c.best_matches >= r.strict_rate * run
-                  and self._count(self.novel, c.start, c.best_pos) == 0)
+                  and novel == 0)
         if not (loose or strict):
             return False
         return len(set(self.raw[cycle - self.base:c.best_pos + 1 - self.base])) >= r.min_distinct
@@ -189,7 +193,7 @@ class _Words:
 
 
 class LoopDetector:
-    def __init__(self, n: int = 4, window: int = 240, threshold: float = 0.6, every: int = 16,
+    def __init__(self, n: int = 4, window: int = 480, threshold: float = 0.7, every: int = 16,
                  text_rule: PeriodRule = TEXT_RULE, args_rule: PeriodRule = ARGS_RULE):
         self.n, self.window, self.threshold, self.every = n, window, threshold, every
         self.words: list[str] = []  # the last `window` words of the text
@@ -219,7 +223,7 @@ class LoopDetector:
             if self._since_check >= self.every and len(self.words) >= self.window:
                 self._since_check = 0
                 self.rate = repeated_ngram_rate(self.words[-self.window:], self.n)
-                if self.rate >= self.threshold and self.period.novel_in_last(self.window) <= self.window // 100:
+                if self.rate >= self.threshold:
                     return self._trip("pool")
         return False
 
