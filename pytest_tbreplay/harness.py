@@ -247,7 +247,8 @@ class _Run:
                     first, last = first or time.monotonic(), time.monotonic()
                 ans.content += delta.get("content") or ""
                 _merge_tool_calls(calls, delta.get("tool_calls") or [])
-                if detector and text and detector.feed(text):
+                args = "".join((d.get("function") or {}).get("arguments") or "" for d in delta.get("tool_calls") or [])
+                if detector and ((text and detector.feed(text)) or (args and detector.feed_arguments(args))):
                     ans.cut, ans.finish_reason = True, "length"  # closing the stream cuts the turn
                     return
             if ans.tokens > 1 and last > first:

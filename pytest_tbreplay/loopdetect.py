@@ -69,7 +69,7 @@ class PeriodRule:
 TEXT_RULE = PeriodRule()
 # A write is code or data: near-verbatim repeats only, three whole blocks.
 ARGS_RULE = PeriodRule(prose_share=None, margin=0, min_run=128, strict_cycles=2, min_distinct=8)
-PROSE_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?[,.!?]?")
+PROSE_WORD = re.compile(r"(?:[A-Za-z][a-z]*(?:'[a-z]+)?|[0-9]+)[,.!?]?")  # a plain word or number
 
 
 class _Candidate:

@@ -170,7 +170,6 @@ def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log:
                      tool_results: Path | None) -> dict:
     """What the extensions read (TBREPLAY_PI_CONFIG): texts and patterns come from harness.py and
     loopdetect.py, so both harnesses apply the same policies."""
-    det = LoopDetector()
     return {"log": str(log), "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
@@ -181,7 +180,7 @@ def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log:
             "reserve_tokens": p.reserve_tokens, "keep_recent_tokens": p.keep_recent_tokens,
             "proactive_compaction": p.proactive_compaction,
             "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
-            "loop": {"n": det.n, "window": det.window, "threshold": det.threshold, "every": det.every}}
+            "loop": LoopDetector().params()}
 
 
 def n_ctx_of(url: str) -> int | None:
