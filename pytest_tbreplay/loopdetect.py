@@ -56,7 +56,7 @@ class PeriodRule:
     # strict_cycles lags, and no word in the run new to the stream: code copied per type
     # (f16, f32) or a table's rows each bring a new name, a loop brings none (digits are folded).
     prose_share: float | None = 0.5  # None: no loose way
-    novel_per_word: int = 32  # loose: at most one new word per this many (a table names a new thing a row)
+    novel_per_word: int = 16  # loose: at most one new word per this many (a table names a new thing a row)
     strict_rate: float = 0.9
     strict_cycles: int = 1
     min_distinct: int = 4  # distinct words in one cycle: "0, 0, 0," tables are not a loop
