@@ -1,21 +1,24 @@
 """A streaming loop detector: cut a runaway turn once repetition is evident.
 
 The same algorithm runs in pi's extension (pi_extensions/loopdetect.ts); both are checked against
-tests/vectors/loopdetect.json. It works on whitespace-separated words and has two rules for text:
+tests/vectors/loopdetect.json. It reads whitespace-separated words and has two rules for text:
 
-- pool: over the last 240 words, the share of word 4-grams already seen in those 240 words. A model
-  stuck in "Wait, I've tried this... let me try a completely different approach" shuffles a few
-  sentences, so the share climbs towards 1 with no fixed period; prose and code stay well below.
-- period: a long cycle that comes back with changes (a line number, a path, up to ~30% of its words)
-  has a fixed lag d in words. Word 3-grams (digits folded) that were seen before vote for a lag
-  (bounded memory: the last 2048 words); a voted lag becomes a candidate whose run is the stretch
-  where word i equals word i-d, scored +1 per match and -beta per mismatch and ended by an X-drop
-  (BLAST's extension rule). A run longer than d + margin words means the text has gone round at
-  least a third time. A single copy of a block, or two similar functions, makes a run of at most d.
+- pool: over the last 480 words, the share of word 4-grams already seen in those words, when most
+  of them are plain words. A model stuck in "Wait, I've tried this... let me try a completely
+  different approach" shuffles a few sentences, so the share climbs towards 1 with no fixed
+  period; prose and code stay below 0.65, and tables of symbols (| ✅ | ❌ |) are not prose.
+- period: a long cycle that comes back with changes (a line number, a path, up to ~30% of its
+  words) has a fixed lag d in words. Word 3-grams (numbers and path names folded) seen before vote
+  for a lag (bounded memory: the last 2048 words); a voted lag becomes a candidate whose run is the
+  stretch where word i equals word i-d, scored +1 a match and -1.5 a mismatch and ended by an
+  X-drop (BLAST's extension rule). A run longer than d + margin words has gone round a third time;
+  one copy of a block, or two similar functions, makes a run of at most d. Then either the cycle is
+  mostly plain words and the run names almost nothing new (a table or a list names a new thing
+  each row; a loop re-says what it said), or the run is near-verbatim and names nothing new at all.
 
-Tool-call arguments (a write's content) get the period rule alone and stricter: near-verbatim
-matches (beta 9, i.e. >= 90% of words) over three whole blocks, since real files have templated
-rows and similar functions but no reason to repeat a block three times over."""
+Tool-call arguments (a write's content) get the period rule alone, near-verbatim only (>= 90% of
+words) and over three whole blocks, since real files have templated rows and similar functions
+but no reason to repeat a block three times over. Measured by tests/benchmarks/loop_bench.py."""
 from __future__ import annotations
 
 import re
@@ -49,8 +52,9 @@ def repeated_ngram_rate(words: list[str], n: int = 4) -> float:
 @dataclass(frozen=True)
 class PeriodRule:
     beta: float = 1.5  # what a mismatched word costs (a match gains 1): a run needs > 60% matches
-    margin: int = 160  # words a run must last beyond one lag (into the third cycle), at most 4 lags
-    min_run: int = 48  # and at least this many words
+    margin: int = 160  # words a run must last beyond one lag (into the third cycle)
+    margin_per_lag_word: int = 6  # but a short cycle's margin is 6 lags (it must fit 512 tokens)
+    min_run: int = 104  # and at least this many words (a list of a dozen one-line items is not a loop)
     # Two ways a run fires. Loose: a cycle of prose (most of its words plain words), any matches
     # the run allows. Strict: any cycle, but near-verbatim (strict_rate of its words match), over
     # strict_cycles lags, and no word in the run new to the stream: code copied per type
@@ -165,9 +169,13 @@ class PeriodDetector:
         """How many of the words first..last (absolute, inclusive) a running count counted."""
         return sums[last + 1 - self.base] - sums[max(first, self.base) - self.base]
 
+    def prose_in_last(self, n: int) -> int:
+        """Plain words among the last n."""
+        return self.prose[-1] - self.prose[max(0, len(self.prose) - 1 - n)]
+
     def _fires(self, c: _Candidate) -> bool:
         r, run = self.r, c.best_pos - c.start + 1
-        if run < c.lag + min(r.margin, 4 * c.lag) or run < r.min_run:
+        if run < c.lag + min(r.margin, r.margin_per_lag_word * c.lag) or run < r.min_run:
             return False
         cycle = c.best_pos - c.lag + 1
         novel = self._count(self.novel, c.start, c.best_pos)
@@ -193,9 +201,10 @@ class _Words:
 
 
 class LoopDetector:
-    def __init__(self, n: int = 4, window: int = 480, threshold: float = 0.7, every: int = 16,
+    def __init__(self, n: int = 4, window: int = 480, threshold: float = 0.7, every: int = 16, pool_prose: float = 0.5,
                  text_rule: PeriodRule = TEXT_RULE, args_rule: PeriodRule = ARGS_RULE):
         self.n, self.window, self.threshold, self.every = n, window, threshold, every
+        self.pool_prose = pool_prose
         self.words: list[str] = []  # the last `window` words of the text
         self._text, self._args = _Words(TEXT_SPACE), _Words(ARGS_SPACE)
         self._since_check = 0
@@ -223,7 +232,7 @@ class LoopDetector:
             if self._since_check >= self.every and len(self.words) >= self.window:
                 self._since_check = 0
                 self.rate = repeated_ngram_rate(self.words[-self.window:], self.n)
-                if self.rate >= self.threshold:
+                if self.rate >= self.threshold and self.period.prose_in_last(self.window) >= self.pool_prose * self.window:
                     return self._trip("pool")
         return False
 
@@ -243,6 +252,7 @@ class LoopDetector:
     def params(self) -> dict:
         """The parameters, as pi's extension reads them."""
         return {"n": self.n, "window": self.window, "threshold": self.threshold, "every": self.every,
+                "pool_prose": self.pool_prose,
                 "text": vars(self.period.r), "arguments": vars(self.args_period.r)}
 
 

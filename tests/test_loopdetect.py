@@ -157,6 +157,15 @@ def test_reference_harness_cuts_a_tool_call_whose_arguments_repeat():
     assert len(json.dumps(block * 2)) < streamed < len(json.dumps(block * 3)) + 100  # in its third block
 
 
+def test_reference_harness_cuts_a_runaway_in_reasoning_text():
+    r = runaway(300, 0.2, 400, 0.2, seed=3)
+    events = [json.dumps({"choices": [{"index": 0, "delta": {"reasoning_content": piece}}]}) for piece in tokens(r.text)]
+    ans = _Answer(200)
+    _Run._consume(None, iter(events), LoopDetector(), ans, {})
+    assert ans.cut and ans.content == ""
+    assert r.onset < ans.reasoning_tokens <= r.third + 512
+
+
 # -- one algorithm: the Python detector and pi's TypeScript port agree on the shared vectors -------
 def vectors():
     return json.loads((VECTORS / "loopdetect.json").read_text())

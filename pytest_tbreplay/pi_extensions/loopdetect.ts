@@ -5,6 +5,7 @@
 export interface PeriodRule {
 	beta: number;
 	margin: number;
+	margin_per_lag_word: number;
 	min_run: number;
 	prose_share: number | null;
 	novel_per_word: number;
@@ -22,6 +23,7 @@ export interface LoopParams {
 	window: number;
 	threshold: number;
 	every: number;
+	pool_prose: number;
 	text: PeriodRule;
 	arguments: PeriodRule;
 }
@@ -132,13 +134,17 @@ export class PeriodDetector {
 		this.cands.push({ lag, start, score: best, best, bestPos: p, matches: bestMatches, bestMatches });
 	}
 
+	proseInLast(n: number): number {
+		return this.prose[this.prose.length - 1] - this.prose[Math.max(0, this.prose.length - 1 - n)];
+	}
+
 	count(sums: number[], first: number, last: number): number {
 		return sums[last + 1 - this.base] - sums[Math.max(first, this.base) - this.base];
 	}
 
 	fires(c: Candidate): boolean {
 		const r = this.r, run = c.bestPos - c.start + 1;
-		if (run < c.lag + Math.min(r.margin, 4 * c.lag) || run < r.min_run) return false;
+		if (run < c.lag + Math.min(r.margin, r.margin_per_lag_word * c.lag) || run < r.min_run) return false;
 		const cycle = c.bestPos - c.lag + 1;
 		const novel = this.count(this.novel, c.start, c.bestPos);
 		const loose = r.prose_share !== null && this.count(this.prose, cycle, c.bestPos) >= r.prose_share * c.lag
@@ -188,7 +194,7 @@ export class LoopDetector {
 			if (this.sinceCheck >= every && this.words.length >= window) {
 				this.sinceCheck = 0;
 				this.rate = repeatedNgramRate(this.words.slice(-window), n);
-				if (this.rate >= threshold) return this.trip("pool");
+				if (this.rate >= threshold && this.period.proseInLast(window) >= this.p.pool_prose * window) return this.trip("pool");
 			}
 		}
 		return false;
