@@ -1,11 +1,14 @@
 """Loop detector cost per streamed piece: `pytest -m benchmark tests/benchmarks -s`. Latency by cycle
 length and the false-positive count on the full corpus: tests/benchmarks/loop_bench.py."""
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
-from loop_family import STDLIB_MODULES, as_arguments, deltas, stdlib_text, tokens
-from pytest_tbreplay.loopdetect import LoopDetector
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for loop_family
+from loop_family import STDLIB_MODULES, as_arguments, deltas, stdlib_text, tokens  # noqa: E402
+from pytest_tbreplay.loopdetect import LoopDetector  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 
