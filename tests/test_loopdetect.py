@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from loop_family import STDLIB_MODULES, as_arguments, cut_at, runaway, stdlib_text, tokens
 from pytest_tbreplay import cassette as cs
 from pytest_tbreplay import pi
-from pytest_tbreplay.harness import _Answer, _Run
+from pytest_tbreplay.harness import NUDGE, _Answer, _Run
 from pytest_tbreplay.loopdetect import LoopDetector, text_repetition
+from pytest_tbreplay.profiles import load_profile
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
 JITI = pi.pi_dir() / "node_modules" / "jiti" / "lib" / "jiti-cli.mjs"
+BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 FAMILY = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
 
@@ -200,3 +202,55 @@ def test_typescript_port_matches_the_vectors():
     for case, g, e in zip(vectors()["cases"], got, expected):
         assert g == e, case["name"]
     assert len(got) == len(expected)
+
+
+# -- both harnesses, end to end: a write whose content repeats block after block -------------------
+def looping_write_cassette() -> cs.Cassette:
+    """A model writes a module whose content is one real block over and over (eight times), then
+    says it is done; nudged after a cut, it writes the block once. Built in memory with the
+    cassette reconstruction's own builder."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reconstruct", ROOT / "cassettes" / "reconstruct.py")
+    rc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rc)
+    t = rc.Trial("loop-write", "Write /app/wrap.py, a module that wraps text to a width.", seed=11)
+    block = stdlib_text("textwrap")[2000:3400]
+    t.turn("I'll write the module.", [rc.write("/app/wrap.py", block * 8)])
+    t.results(f"Successfully wrote {len(block * 8)} bytes to /app/wrap.py")
+    t.turn("Done: /app/wrap.py is written.")
+    t.say(NUDGE)
+    t.turn("Writing it once.", [rc.write("/app/wrap.py", block)], scripted="answer to the nudge",
+           match="cut off for looping", max_tokens=16384)
+    t.results(f"Successfully wrote {len(block)} bytes to /app/wrap.py")
+    t.turn("Done: /app/wrap.py holds the block once.", scripted="after the nudge: finish")
+    meta = {"format": cs.FORMAT, "task": t.task, "trial": "loop-write__reconstructed", "provenance": "reconstructed",
+            "server": rc.SERVER, "harness_profile": rc.PROFILE, "instruction": t.instruction, "acceptance": []}
+    return cs.Cassette(meta, t.interactions)
+
+
+def test_d_baseline_runs_the_looping_write_whole(replay, harness):
+    r = replay(looping_write_cassette(), BASELINE, harness)
+    assert r.trial.turns[0].stop_reason == "toolUse" and r.trial.turns[0].cut_by is None
+    assert r.trial.final_text == "Done: /app/wrap.py is written." and r.trial.nudges == []
+
+
+# verify-before-done off: it would (rightly) send the unchecked "Done" back, which this cassette
+# has no answer for; the loop guard is what is under test.
+GUARDED = MITIGATED.replace(verify_before_done=False)
+
+
+def test_d_mitigated_cuts_the_looping_write_in_its_third_block(replay, harness):
+    r = replay(looping_write_cassette(), GUARDED, harness)
+    cut = r.trial.turns[0]
+    assert cut.cut_by == "loop_detector" and cut.stop_reason == "length"
+    whole = r.engine.cassette.interactions[0].usage["completion_tokens"]
+    # 8 blocks recorded; cut once the third is whole (pi aborts asynchronously: a few tokens later)
+    assert whole * 2 / 8 < cut.completion_tokens < whole * 3 / 8 + 160
+    assert r.trial.nudges == [NUDGE]
+    assert r.trial.final_text == "Done: /app/wrap.py holds the block once."
+    print(f"arguments rule cut the write at {cut.completion_tokens} of {whole} tokens")
+
+
+def test_d_off_the_looping_write_goes_through(replay, harness):
+    r = replay(looping_write_cassette(), GUARDED.replace(loop_detector=False), harness)
+    assert r.trial.turns[0].cut_by is None and r.trial.final_text == "Done: /app/wrap.py is written."
