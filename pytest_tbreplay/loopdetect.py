@@ -3,10 +3,11 @@
 The same algorithm runs in pi's extension (pi_extensions/loopdetect.ts); both are checked against
 tests/vectors/loopdetect.json. It reads whitespace-separated words and has two rules for text:
 
-- pool: over the last 480 words, the share of word 4-grams already seen in those words, when most
-  of them are plain words. A model stuck in "Wait, I've tried this... let me try a completely
-  different approach" shuffles a few sentences, so the share climbs towards 1 with no fixed
-  period; prose and code stay below 0.65, and tables of symbols (| ✅ | ❌ |) are not prose.
+- pool: over the last 240 words, the share of word 4-grams already seen in those words, when
+  most of them are plain words. A model stuck in "Wait, I've tried this... let me try a completely
+  different approach" shuffles a few sentences, so the share passes 0.6 with no fixed period;
+  mostly-prose windows of real files stay below 0.53, and code, tables of symbols (| ✅ | ❌ |) and data, which can repeat
+  more (ggml.c's parameter lists: 0.61), are not mostly plain words.
 - period: a long cycle that comes back with changes (a line number, a path, up to ~30% of its
   words) has a fixed lag d in words. Word 3-grams (numbers and path names folded) seen before vote
   for a lag (bounded memory: the last 2048 words); a voted lag becomes a candidate whose run is the
@@ -201,7 +202,7 @@ class _Words:
 
 
 class LoopDetector:
-    def __init__(self, n: int = 4, window: int = 480, threshold: float = 0.7, every: int = 16, pool_prose: float = 0.5,
+    def __init__(self, n: int = 4, window: int = 240, threshold: float = 0.6, every: int = 16, pool_prose: float = 0.5,
                  text_rule: PeriodRule = TEXT_RULE, args_rule: PeriodRule = ARGS_RULE):
         self.n, self.window, self.threshold, self.every = n, window, threshold, every
         self.pool_prose = pool_prose

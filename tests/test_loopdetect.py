@@ -42,7 +42,7 @@ def test_detector_cuts_the_runaway_long_before_the_cap(runaway_tokens):
     d = LoopDetector()
     cut = next(i for i, t in enumerate(tokens, 1) if d.feed(t))
     assert cut - loop_start <= 2048, f"let {cut - loop_start} tokens through after the loop began"
-    assert d.rule == "pool" and d.rate >= 0.7
+    assert d.rule == "pool" and d.rate >= 0.6
 
 
 # -- the generated family: a cycle of 10 to 2,000 tokens, up to 30% of its words changed ---------
@@ -63,7 +63,7 @@ def test_cuts_a_cycle_by_512_tokens_into_its_third_round(cycle, variation, onset
 def test_the_old_window_missed_a_paragraph_cycle_the_new_detector_cuts(variation, onset, seed):
     """Issue 10's case: a paragraph of about a hundred words that comes back with small changes."""
     r = runaway(150, variation, onset, 0.0, seed)
-    old = LoopDetector(window=240, threshold=0.6)
+    old = LoopDetector(window=240, threshold=0.6, pool_prose=0)
     old.period.r = old.period.r.__class__(margin=10**9)  # the pool rule alone: the detector before
     assert cut_at(old.feed, r.text[:len("".join(tokens(r.text)[:r.third + 512]))], seed) is None
     assert r.onset < cut_at(LoopDetector().feed, r.text, seed) <= r.third + 512
