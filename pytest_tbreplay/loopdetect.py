@@ -64,7 +64,7 @@ class PeriodRule:
     novel_per_word: int = 16  # loose: at most one new word per this many (a table names a new thing a row)
     strict_rate: float = 0.9
     strict_cycles: int = 1
-    min_distinct: int = 4  # distinct words in one cycle: "0, 0, 0," tables are not a loop
+    min_distinct: int = 4  # distinct words in one cycle ("0, 0, 0," is left to the pool rule)
     x_drop: float = 24.0  # a run ends once its score falls this far below its best
     k: int = 3  # words per voting shingle
     max_lag: int = 2048  # words remembered (a 2,000-token cycle is under 2,000 words)
@@ -186,7 +186,7 @@ class PeriodDetector:
                   and novel == 0)
         if not (loose or strict):
             return False
-        return len(set(self.raw[cycle - self.base:c.best_pos + 1 - self.base])) >= r.min_distinct
+        return len(set(self.raw[max(cycle, self.base) - self.base:c.best_pos + 1 - self.base])) >= r.min_distinct
 
 
 class _Words:

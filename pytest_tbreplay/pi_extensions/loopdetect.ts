@@ -151,7 +151,7 @@ export class PeriodDetector {
 			&& novel * r.novel_per_word <= run;
 		const strict = !loose && run >= r.strict_cycles * c.lag && c.bestMatches >= r.strict_rate * run && novel === 0;
 		if (!(loose || strict)) return false;
-		return new Set(this.raw.slice(cycle - this.base, c.bestPos + 1 - this.base)).size >= r.min_distinct;
+		return new Set(this.raw.slice(Math.max(cycle, this.base) - this.base, c.bestPos + 1 - this.base)).size >= r.min_distinct;
 	}
 }
 
