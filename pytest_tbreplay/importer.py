@@ -89,6 +89,8 @@ def _is_trial(d: Path) -> bool:
 
 def locate(path: Path) -> Trial:
     path = Path(path)
+    if not path.exists():
+        raise TrialImportError(f"{path}: no such file or folder (give a Harbor job or trial folder, or a pi session .jsonl)")
     if path.is_file():
         return Trial(path.parent, path, "pi-session")
     agent = path / "agent"
