@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import cassette as cs
 from .llama_stream import Answer, ToolCall, sse, word_pieces
-from .pisession import Call, Converter, Session, SessionError, read_session, text_of
+from .pisession import Call, Session, SessionError, read_session, text_of
 from .profiles import Profile, ProfileError, load_profile
 from .replay import exceed_body
 from .tools import DATA, pi_tools
@@ -127,7 +127,7 @@ def import_trial(path: Path, n_ctx: int | None = None) -> cs.Cassette:
         session = read_session(t.session)
     except SessionError as e:
         raise TrialImportError(str(e)) from None
-    if not session.calls():
+    if not session.calls:
         raise TrialImportError(f"{t.session}: the session has no assistant message: pi never got an answer")
     return _Importer(t, session, n_ctx).cassette()
 
@@ -142,7 +142,6 @@ class _Importer:
         self.profile = self._profile()
         self.n_ctx, self.n_ctx_source = self._n_ctx(n_ctx)
         self.deltas: dict = {}
-        self.convert = Converter()
 
     # -- configuration the trial ran with --------------------------------------------------------
     def _profile(self) -> dict:
@@ -163,20 +162,18 @@ class _Importer:
                               ((self.manifest or {}).get("n_ctx"), "manifest")):
             if value:
                 return int(value), source
-        for call in self.session.calls():
+        for call in self.session.calls:
             if m := OVERFLOW.search(call.message.get("errorMessage") or ""):
                 return int(m.group(2)), "overflow message"
         return None, "unknown"
 
     # -- requests ----------------------------------------------------------------------------------
-    def _request(self, call: Call) -> dict:
-        """The request pi sent for this call: the template around the converted context."""
-        template = dict(self.template or self._rebuilt_template(call))
+    def _template(self) -> tuple[dict, str]:
+        """The request around the conversation, and the system prompt: as MitigatedPi logged the
+        first request, else rebuilt from pi's defaults and the profile."""
+        template = dict(self.template or self._rebuilt_template(self.session.calls[0]))
         system = next((m for m in template.pop("messages", []) if m.get("role") == "system"), None)
-        body = {"model": template.pop("model", call.message.get("model", "local"))}
-        body["messages"] = self.convert.messages(system["content"] if system else self._system_prompt(),
-                                                 call.context)
-        return body | template
+        return template, system["content"] if system else self._system_prompt()
 
     def _rebuilt_template(self, call: Call) -> dict:
         self.synthesized.add("request fields other than messages (pi 0.73.1 defaults and the profile)")
@@ -199,17 +196,20 @@ class _Importer:
 
     # -- responses ---------------------------------------------------------------------------------
     def _interactions(self) -> list[cs.Interaction]:
+        template, system = self._template()
+        model = template.pop("model", None)
         out = []
-        for n, call in enumerate(self.session.calls()):
+        for n, (call, messages) in enumerate(self.session.requests(system)):
             if call.compaction is not None:
                 out.append(self._summary(call.compaction, call))
-            it = self._answer(call, n)
+            request = {"model": model or call.message.get("model", "local"), "messages": messages} | template
+            it = self._answer(call, n, request)
             if it is not None:
                 out.append(it)
         return out
 
-    def _answer(self, call: Call, n: int) -> cs.Interaction | None:
-        m, request = call.message, self._request(call)
+    def _answer(self, call: Call, n: int, request: dict) -> cs.Interaction | None:
+        m = call.message
         if m.get("stopReason") == "error":
             return self._error(request, m.get("errorMessage") or "")
         if m.get("stopReason") == "aborted":
@@ -282,7 +282,7 @@ class _Importer:
         if self.t.layout == "mitigated-pi":
             self.deltas = _deltas(self.t.file("agent", "pi.jsonl"))
         interactions = self._interactions()
-        calls = self.session.calls()
+        calls = self.session.calls
         meta = {"format": cs.FORMAT, "task": self._task(), "trial": self._trial_name(), "provenance": "imported",
                 "server": {"n_ctx": self.n_ctx, "n_ctx_source": self.n_ctx_source,
                            "model": calls[0].message.get("model", "local"),
@@ -329,7 +329,7 @@ class _Importer:
 def trial_facts(t: Trial, session: Session) -> dict:
     """What summarize needs of a trial without building its cassette."""
     imp = _Importer(t, session, None)
-    meta = imp._imported(session.calls())
+    meta = imp._imported(session.calls)
     r = imp.result or {}
     wall = _seconds((r.get("agent_execution") or {}).get("finished_at")), \
         _seconds((r.get("agent_execution") or {}).get("started_at"))
@@ -375,34 +375,33 @@ def _tool_result(call: dict, result: dict) -> cs.ToolResult:
 
 def _deltas(path: Path) -> dict:
     """Per assistant message (keyed by its timestamp, the request's start in ms): the streamed
-    pieces in order, and each tool call's argument pieces, from print mode's message_update events."""
+    pieces in order, and each tool call's argument pieces, from print mode's message events."""
     if not path.exists():
         return {}
-    out, pieces, args, calls = {}, [], {}, {}
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.startswith('{"type":"message_'):
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # a torn last line of a killed trial
-            kind = e.get("type")
-            if kind == "message_start":
-                pieces, args, calls = [], {}, {}
-            elif kind == "message_update":
-                ev = e.get("assistantMessageEvent") or {}
-                delta, t = ev.get("delta") or "", ev.get("type")
-                if t == "text_delta":
-                    pieces.append(("content", delta))
-                elif t == "thinking_delta":
-                    pieces.append(("reasoning_content", delta))
-                elif t == "toolcall_start":
-                    calls[ev.get("contentIndex")] = len(calls)
-                elif t == "toolcall_delta":
-                    args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(delta)
-            elif kind == "message_end" and (e.get("message") or {}).get("role") == "assistant":
-                out[e["message"].get("timestamp")] = (pieces, args)
+        lines = [line.rstrip("\n") for line in f if line.startswith('{"type":"message_')]
+    try:  # one parse for the whole file: a real trial prints ~100k events
+        events = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:  # a torn last line of a killed trial
+        events = json.loads("[" + ",".join(lines[:-1]) + "]") if len(lines) > 1 else []
+    out, pieces, args, calls = {}, [], {}, {}
+    for e in events:
+        kind = e.get("type")
+        if kind == "message_update":
+            ev = e.get("assistantMessageEvent") or {}
+            t = ev.get("type")
+            if t == "text_delta":
+                pieces.append(("content", ev.get("delta") or ""))
+            elif t == "thinking_delta":
+                pieces.append(("reasoning_content", ev.get("delta") or ""))
+            elif t == "toolcall_delta":
+                args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(ev.get("delta") or "")
+            elif t == "toolcall_start":
+                calls[ev.get("contentIndex")] = len(calls)
+        elif kind == "message_start":
+            pieces, args, calls = [], {}, {}
+        elif kind == "message_end" and (e.get("message") or {}).get("role") == "assistant":
+            out[e["message"].get("timestamp")] = (pieces, args)
     return out
 
 

@@ -120,7 +120,7 @@ def from_trial(path: Path) -> Record:
     r = Record(facts["task"], facts["trial"], facts["source"], facts["reward"], facts["outcome"],
                n_ctx=facts["n_ctx"], max_tokens=facts["max_tokens"], wall_s=facts["wall_s"],
                exception_type=facts["exception_type"], stderr_tail=facts["pi_stderr"])
-    calls = session.calls()
+    calls = session.calls
     written: list[str] = []
     for call in calls:
         m = call.message
