@@ -197,6 +197,7 @@ class _Importer:
     # -- responses ---------------------------------------------------------------------------------
     def _interactions(self) -> list[cs.Interaction]:
         template, system = self._template()
+        self.system_prompt = system
         model = template.pop("model", None)
         out = []
         for n, (call, messages) in enumerate(self.session.requests(system)):
@@ -290,6 +291,7 @@ class _Importer:
                            .get("params", {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
+                "system_prompt": self.system_prompt,
                 "imported": self._imported(calls)}
         meta["failure_mode"] = meta["imported"]["outcome"]
         if self.n_ctx is None:
