@@ -88,11 +88,11 @@ def _deltas(it: cs.Interaction) -> list:
     return [x for x in out if any(v not in (None, "null", "") for v in x)]
 
 
-@pytest.mark.parametrize("harness", ["reference", "pi"])
-def test_an_imported_real_trial_replays_strictly_under_its_profile(real_trial, tmp_path, harness):
+@pytest.mark.parametrize("which", ["reference", "pi"])
+def test_an_imported_real_trial_replays_strictly_under_its_profile(real_trial, tmp_path, which):
     root, trial, wire = real_trial
     c = cs.load(cs.save(import_trial(root, n_ctx=8192), tmp_path / "imported.yaml"))
-    r = replay_cassette(c, PROFILE, harness)
+    r = replay_cassette(c, PROFILE, which)
     r.engine.check(strict=True)  # every interaction played, no mismatch
     assert r.trial.stop_reasons == trial.stop_reasons
     assert [t.completion_tokens for t in r.trial.turns] == [t.completion_tokens for t in trial.turns]
