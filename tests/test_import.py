@@ -160,16 +160,16 @@ def test_import_never_overwrites_a_cassette(tmp_path):
 
 
 def test_a_shared_history_is_stored_once(tmp_path):
-    s = long_trial(turns=40, grow_to=40_000)
+    s = long_trial(turns=20, grow_to=20_000)
     c = import_trial(write_trial(tmp_path / "t", s, result=trial_result("build", "t", reward=0.0)))
     cs.save(c, tmp_path / "c.yaml")
     cs.save(c, tmp_path / "f.yaml", flat=True)
-    raw, flat = (yaml.safe_load((tmp_path / f).read_text()) for f in ("c.yaml", "f.yaml"))
-    # system, user, then 40 x (assistant, tool result); the final answer is in no request
-    assert len(raw["messages"]) == 2 + 2 * 40
+    raw, flat = (yaml.load((tmp_path / f).read_text(), Loader=cs.Loader) for f in ("c.yaml", "f.yaml"))
+    # system, user, then 20 x (assistant, tool result); the final answer is in no request
+    assert len(raw["messages"]) == 2 + 2 * 20
     compact = sum(map(len, raw["messages"])) + sum(len(i["request"]["body"]) for i in raw["interactions"])
     bodies = sum(len(i["request"]["body"]) for i in flat["interactions"])
-    assert compact < bodies / 10, (compact, bodies)
+    assert compact < bodies / 5, (compact, bodies)
     assert [it.request for it in cs.load(tmp_path / "f.yaml").interactions] == \
            [it.request for it in cs.load(tmp_path / "c.yaml").interactions]
 
