@@ -3,7 +3,7 @@
 A source is a Harbor job folder (all its trials), one trial folder, or a bare pi session `.jsonl`.
 Two trial layouts exist (Harbor 0.26, pi 0.73.1):
   MitigatedPi   agent/pi.jsonl (print-mode events, every delta kept), agent/pi.stderr,
-                agent/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
+                agent/pi/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
                 version, models.json, settings), agent/tbreplay-request.json (the first request
                 without its conversation: system prompt, tools, max tokens, sampling fields)
   Harbor's pi   agent/pi.txt (events without deltas), agent/pi/sessions/*.jsonl, agent/trajectory.json
@@ -94,15 +94,19 @@ def locate(path: Path) -> Trial:
     if path.is_file():
         return Trial(path.parent, path, "pi-session")
     agent = path / "agent"
-    for layout, folder in (("mitigated-pi", agent / "sessions"), ("harbor-pi", agent / "pi" / "sessions")):
-        sessions = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-        if sessions:
-            # One pi process per trial writes one session; a restart writes another: the last
-            # (by name: pi names them by start time) is the run that ended the trial.
-            return Trial(path, sessions[-1], layout, path.parent)
-    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/sessions/*.jsonl or agent/pi/sessions/*.jsonl)"
+    # MitigatedPi keeps its sessions where Harbor's pi does (agent/pi/sessions: Harbor's converter
+    # reads them there); earlier MitigatedPi versions used agent/sessions. Its manifest and pi.jsonl
+    # tell the two agents apart.
+    sessions = [p for folder in (agent / "pi" / "sessions", agent / "sessions") if folder.is_dir()
+                for p in sorted(folder.glob("*.jsonl"))]
+    if sessions:
+        mitigated = (agent / "tbreplay.json").exists() or (agent / "pi.jsonl").exists()
+        # One pi process per trial writes one session; a restart writes another: the last
+        # (by name: pi names them by start time) is the run that ended the trial.
+        return Trial(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
+    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/pi/sessions/*.jsonl or agent/sessions/*.jsonl)"
     raise TrialImportError(f"{path}: no {what}: the agent never started or was not pi"
-                       + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
+                           + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
 
 
 def _exception(trial_dir: Path) -> str | None:

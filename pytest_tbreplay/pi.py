@@ -204,7 +204,7 @@ class PiHarness:
     def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None,
                  logs_dir: Path | None = None):
         """`logs_dir`: keep pi's logs there as MitigatedPi keeps them in /logs/agent (pi.jsonl,
-        pi.stderr, sessions/), so a live trial can be imported like a Harbor one."""
+        pi.stderr, pi/sessions/), so a live trial can be imported like a Harbor one."""
         self.profile, self.version, self.mode, self.logs_dir = profile, version, mode, logs_dir
 
     def run(self, task: TaskSpec, endpoint: Endpoint) -> Trial:
@@ -220,7 +220,7 @@ class PiHarness:
             try:
                 return run.run()
             finally:
-                for name, to in (("sessions", "sessions"), ("stderr.txt", "pi.stderr")) if self.logs_dir else ():
+                for name, to in (("sessions", "pi/sessions"), ("stderr.txt", "pi.stderr")) if self.logs_dir else ():
                     if (Path(tmp) / name).is_dir():
                         shutil.copytree(Path(tmp) / name, self.logs_dir / to, dirs_exist_ok=True)
                     elif (Path(tmp) / name).exists():

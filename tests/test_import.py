@@ -18,13 +18,13 @@ from pytest_tbreplay.profiles import load_profile
 from pytest_tbreplay.replay import exceed_body
 from pytest_tbreplay.run import replay_cassette
 from pytest_tbreplay.whatif import whatif
-from trialgen import Session, bash, long_trial, trial_result, write, write_trial
+from trialgen import Session, bash, long_trial, manifest, trial_result, write, write_trial
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERFLOW_400 = "400 request (262300 tokens) exceeds the available context size (262144 tokens), try increasing it"
 
 
-def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, **result_kw) -> Path:
+def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, with_manifest=False, **result_kw) -> Path:
     """db-wal-recovery as the analysis saw it: fabricated rows, then 'Done!'."""
     s = Session("Recover all 11 records of /app/main.db into /app/recovered.json.")
     [a] = s.assistant("Let me look.", calls=[bash("sqlite3 /app/main.db 'select * from items'")], prompt=900)
@@ -35,7 +35,8 @@ def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, **resu
     root = tmp_path / "job" / "db-wal-recovery__AbCdEf1"
     result = trial_result("db-wal-recovery", root.name, reward=reward, exception=exception,
                           agent="mitigated-pi" if layout == "mitigated-pi" else "pi", **result_kw)
-    return write_trial(root, s, layout=layout, result=result, verifier="FAILED test_outputs.py::test_records - 6 made up")
+    return write_trial(root, s, layout=layout, result=result, verifier="FAILED test_outputs.py::test_records - 6 made up",
+                       manifest=manifest("mitigated", 131072) if with_manifest else None)
 
 
 def test_mitigated_pi_trial_imports_with_its_deltas_tool_results_and_metadata(tmp_path):
@@ -67,6 +68,19 @@ def test_mitigated_pi_trial_imports_with_its_deltas_tool_results_and_metadata(tm
     assert text == "Let me look."
     assert first.usage["prompt_tokens"] == 900
     assert [r.output for r in c.interactions[0].tool_results] == ["1|apple|100\n2|banana|200\n"]
+
+
+def test_mitigated_pis_manifest_makes_the_requests_exact(tmp_path):
+    c = import_trial(db_trial(tmp_path, with_manifest=True, n_ctx=None))
+    first = c.interactions[0].request
+    assert first["messages"][0] == {"role": "system", "content": "You are pi, as logged.\nCurrent date: 2026-11-01"}
+    assert first["dry_multiplier"] == 0.8 and first["max_completion_tokens"] == 16384
+    assert c.metadata["server"] == {"n_ctx": 131072, "n_ctx_source": "manifest", "model": "qwen3.6-35b-a3b",
+                                    "settings": {"temperature": 0.6, "top_k": 20}}
+    assert c.metadata["system_prompt"] == first["messages"][0]["content"]
+    synthesized = " ".join(c.metadata["imported"]["synthesized"])
+    assert "system prompt" not in synthesized and "request fields" not in synthesized
+    assert "chunk boundaries" not in synthesized
 
 
 def test_harbor_pi_trial_names_what_was_synthesized(tmp_path):
@@ -143,7 +157,7 @@ def test_a_bad_trial_is_named_and_never_stops_the_job(tmp_path, capsys):
     report = import_all([tmp_path / "job"], tmp_path / "out")
     assert [p.name for p in report.written] == [f"{good.name}.yaml"]
     problems = dict((p.name, e) for p, e in report.failed)
-    assert "no pi session" in problems["broken__1234567"] and "agent/sessions/*.jsonl" in problems["broken__1234567"]
+    assert "no pi session" in problems["broken__1234567"] and "agent/pi/sessions/*.jsonl" in problems["broken__1234567"]
     assert "s.jsonl:2: not JSON" in problems["torn__7654321"]
     assert main(["import", str(tmp_path / "job"), "-o", str(tmp_path / "out2")]) == 1
     out = capsys.readouterr()
@@ -224,7 +238,7 @@ def make_job(tmp_path) -> Path:
     write_trial(job / "caffe-cifar-10__1111111", Session("never started"),
                 result=trial_result("caffe-cifar-10", "caffe-cifar-10__1111111", reward=0.0),
                 stderr='Error: Unknown provider "tbreplay"\n')
-    (job / "caffe-cifar-10__1111111" / "agent" / "sessions").rename(job / "caffe-cifar-10__1111111" / "agent" / "x")
+    (job / "caffe-cifar-10__1111111" / "agent" / "pi" / "sessions").rename(job / "caffe-cifar-10__1111111" / "agent" / "x")
     s = Session("miss")
     s.assistant("The best move is e4.", prompt=700)
     trial("chess-best-move", s)

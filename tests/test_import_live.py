@@ -39,7 +39,7 @@ def real_trial(llama_server, tmp_path_factory):
 def _harbor_layout(root, dest):
     """The same trial as Harbor's own pi agent leaves it: pi.txt without message_update lines,
     sessions under agent/pi/sessions."""
-    shutil.copytree(root / "agent" / "sessions", dest / "agent" / "pi" / "sessions")
+    shutil.copytree(root / "agent" / "pi" / "sessions", dest / "agent" / "pi" / "sessions")
     lines = (root / "agent" / "pi.jsonl").read_text().splitlines(keepends=True)
     (dest / "agent" / "pi.txt").write_text("".join(x for x in lines if '"type":"message_update"' not in x))
     return dest
