@@ -65,7 +65,7 @@ class PeriodRule:
     strict_rate: float = 0.9
     strict_cycles: int = 1
     min_distinct: int = 4  # distinct words in one cycle ("0, 0, 0," is left to the pool rule)
-    x_drop: float = 24.0  # a run ends once its score falls this far below its best
+    x_drop: float = 48.0  # a run ends once its score falls this far below its best (a burst of 32 changed words)
     k: int = 3  # words per voting shingle
     max_lag: int = 2048  # words remembered (a 2,000-token cycle is under 2,000 words)
     max_candidates: int = 8
