@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loop_family import STDLIB_MODULES, as_arguments, cut_at, runaway, stdlib_text, tokens
@@ -49,6 +49,7 @@ def test_detector_cuts_the_runaway_long_before_the_cap(runaway_tokens):
 @FAMILY
 @given(cycle=st.integers(10, 2000), variation=st.floats(0, 0.3), onset=st.integers(0, 3000),
        code_share=st.floats(0, 0.5), seed=st.integers(0, 2**16))
+@example(cycle=1350, variation=0.25, onset=0, code_share=0.0, seed=250)  # a burst of changed words (x_drop)
 def test_cuts_a_cycle_by_512_tokens_into_its_third_round(cycle, variation, onset, code_share, seed):
     r = runaway(cycle, variation, onset, code_share, seed)
     d = LoopDetector()
