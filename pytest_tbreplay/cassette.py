@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .sse import DONE, split_events
+from .sse import DONE, SSEError, split_events
 
 VCR_VERSION = 1  # vcrpy's cassette version
 FORMAT = 1  # our metadata.format
@@ -156,16 +156,15 @@ def _interaction(raw: Any, path, i: int) -> Interaction:
 
 
 def _check_stream(it: Interaction, path, i: int) -> None:
-    """Validate an SSE body without parsing its events (they are parsed when first served): every
-    event ends in a blank line, so counting blank lines counts events."""
-    body = it.body.replace("\r\n", "\n") if "\r" in it.body else it.body
-    if not body.endswith("\n\n"):
-        raise CassetteError(path, f"truncated SSE stream: the last event is not terminated ({body[-60:]!r})", i)
-    n_events = body.count("\n\n")
-    if it.chunk_offsets is None or len(it.chunk_offsets) != n_events:
-        raise CassetteError(path, f"{n_events} SSE events but {len(it.chunk_offsets or [])} chunk_offsets", i)
-    last = body[body.rstrip("\n").rfind("\n\n") + 2:] if n_events > 1 else body
-    if not last.startswith(f"data: {DONE}") and '"error"' not in last:
+    """The body frames as SSE (sse.py, the framer everything shares), has one offset per event
+    (comment blocks such as `: ping` are no events) and ends in [DONE] or an error event."""
+    try:
+        events = it.events if it.streamed else split_events(it.body)
+    except SSEError as e:
+        raise CassetteError(path, str(e), i) from None
+    if it.chunk_offsets is None or len(it.chunk_offsets) != len(events):
+        raise CassetteError(path, f"{len(events)} SSE events but {len(it.chunk_offsets or [])} chunk_offsets", i)
+    if not events or (events[-1] != DONE and '"error"' not in events[-1]):
         raise CassetteError(path, "truncated SSE stream: no [DONE] and no error event at the end", i)
 
 

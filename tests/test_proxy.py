@@ -157,7 +157,9 @@ def test_harness_hanging_up_is_recorded_loadable(proxy, tmp_path):
     cassette.load(cassette.save(c, tmp_path / "c.yaml"))
 
 
-def test_unreachable_upstream_is_a_502():
+def test_unreachable_upstream_hangs_up_like_the_server_and_keeps_the_reason():
+    # Not a 502: a harness would take that for the model's error (issue 11, d12).
     with RecordingProxy("http://127.0.0.1:9") as proxy:
-        r = httpx.post(proxy.url + CHAT, json=chat())
-    assert r.status_code == 502 and "upstream unreachable" in r.json()["error"]["message"]
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(proxy.url + CHAT, json=chat())
+    assert "127.0.0.1:9" in proxy.upstream_failures[0] and proxy.interactions == []
