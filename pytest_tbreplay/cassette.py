@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -236,6 +237,29 @@ class _Dumper(Dumper):
 _Dumper.add_representer(str, _str_presenter)
 
 
+_TEMP = re.compile(r"^\..+\.(\d+)\.\w+\.tmp$")  # .<name>.<pid>.<random>.tmp, as save makes them
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """A save killed mid-write (SIGKILL, power loss) leaves its temp file; the target itself is
+    never partial. Remove those whose writer is gone; a live writer's (xdist) stays."""
+    for f in folder.glob(".*.tmp"):
+        m = _TEMP.match(f.name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # still running: its save may be in progress
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        try:
+            f.unlink()
+        except OSError:
+            pass
+
+
 def save(c: Cassette, path: Path | str, *, overwrite: bool = False, redact: bool = True) -> Path:
     """Write atomically (temp file + rename). An existing cassette is kept unless `overwrite`."""
     path = Path(path)
@@ -244,7 +268,8 @@ def save(c: Cassette, path: Path | str, *, overwrite: bool = False, redact: bool
                               "to replace it, or record under another name)")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.dump(to_dict(c, redact), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_stale_temp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cassette is an ordinary file
