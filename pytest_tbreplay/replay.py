@@ -19,10 +19,9 @@ from typing import Iterable, Iterator
 
 import httpx
 
-from .cassette import Cassette, Interaction
+from .cassette import EXCEED_TYPE, Cassette, Interaction
 from .sse import DONE, format_event
 
-EXCEED_TYPE = "exceed_context_size_error"
 
 
 class ReplayError(AssertionError):

@@ -120,7 +120,25 @@ def blocks(body: bytes | str) -> list[Block]:
 
 def split_events(body: bytes | str) -> list[str]:
     """The data of every event of a complete SSE body, in order."""
+    if isinstance(body, str) and (plain := _plain_events(body)) is not None:
+        return plain
     return [b.data for b in blocks(body) if b.data is not None]
+
+
+def _plain_events(body: str) -> list[str] | None:
+    """What the framer returns for the common shape, at C speed (a 32,000-event cassette loads
+    several times faster): LF endings, one `data: ` line per event, nothing else. None for any
+    other body (comments, CR, several lines, a BOM, a lone surrogate): the framer reads those."""
+    if "\r" in body or not body.endswith("\n\n") or body.startswith("\ufeff"):
+        return None
+    parts = body[:-2].split("\n\n")
+    if not all(p.startswith("data: ") and "\n" not in p for p in parts):
+        return None
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return [p[6:] for p in parts]
 
 
 def iter_events(chunks: Iterable[bytes]) -> Iterator[str]:

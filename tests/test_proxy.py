@@ -15,7 +15,7 @@ from pytest_tbreplay.sse import DONE, format_event, iter_events
 
 live = pytest.mark.live
 CHAT = "/v1/chat/completions"
-META = {"task": "t", "harness_profile": "baseline", "failure_mode": "none"}
+META = {"task": "t", "instruction": "Say hi.", "harness_profile": "baseline", "failure_mode": "none"}
 
 
 def chat(content="Say hi.", **kw):

@@ -18,7 +18,7 @@ from pytest_tbreplay.replay import ReplayEngine
 from pytest_tbreplay.sse import DONE, iter_events
 
 CHAT = "/v1/chat/completions"
-META = {"task": "t", "server": {"n_ctx": 8192, "model": "/home/someone/models/SmolLM2-Q4.gguf"},
+META = {"task": "t", "instruction": "x", "server": {"n_ctx": 8192, "model": "/home/someone/models/SmolLM2-Q4.gguf"},
         "harness_profile": {}, "failure_mode": "x"}
 
 
