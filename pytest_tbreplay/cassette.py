@@ -323,8 +323,27 @@ def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int]) -> I
     return it
 
 
+def _is_text(d: dict, *keys: str) -> bool:
+    return all(d.get(k) is None or type(d[k]) is str for k in keys)
+
+
+def _is_delta(d: Any) -> bool:
+    if not d:
+        return True
+    if type(d) is not dict or not _is_text(d, "role", "content", "reasoning_content"):
+        return False
+    calls = d.get("tool_calls")
+    if calls is None:
+        return True
+    return type(calls) is list and all(
+        type(c) is dict and _is_text(c, "id") and type(c.get("index", 0)) is int
+        and (c.get("function") is None or (type(c["function"]) is dict and _is_text(c["function"], "name", "arguments")))
+        for c in calls)
+
+
 def _is_chunk(event: Any) -> bool:
-    """The shapes replay reads of a streamed event (plain code: it runs once per event)."""
+    """The shapes replay and the harnesses read of a streamed event (plain code: it runs once per
+    event of a 32,000-event stream)."""
     if type(event) is not dict:
         return False
     choices, usage = event.get("choices"), event.get("usage")
@@ -332,7 +351,7 @@ def _is_chunk(event: Any) -> bool:
         if type(choices) is not list:
             return False
         for c in choices:
-            if type(c) is not dict or (c.get("delta") and type(c["delta"]) is not dict):
+            if type(c) is not dict or not _is_delta(c.get("delta")) or not _is_text(c, "finish_reason"):
                 return False
     if usage:
         if type(usage) is not dict:
@@ -343,7 +362,9 @@ def _is_chunk(event: Any) -> bool:
                 return False
         if details and (type(details) is not dict or type(details.get("cached_tokens", 0)) not in (int, float)):
             return False
-    return True
+    if "error" in event and type(event["error"]) is not dict:
+        return False
+    return not event.get("timings") or type(event["timings"]) is dict
 
 
 def _check_stream(it: Interaction, bad) -> None:
@@ -365,7 +386,8 @@ def _check_stream(it: Interaction, bad) -> None:
         last = _json(data, f"SSE event {k}", bad)
         if not _is_chunk(last):
             raise bad(f"SSE event {k} is not a chat completion chunk (a JSON object; choices a list of "
-                      f"objects with a delta object; usage an object of token counts): {data[:80]!r}")
+                      f"objects whose delta holds text and tool calls; usage an object of token counts; "
+                      f"error an object): {data[:80]!r}")
     if not events or (events[-1] != DONE and not (isinstance(last, dict) and "error" in last)):
         raise bad("truncated SSE stream: no [DONE] and no error event at the end")
 

@@ -420,9 +420,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
         except TimeoutError:
             return self._reply(self.engine.reject(408, f"the request body did not arrive within {self.timeout:.0f} s"))
-        if len(body) < length:  # the client hung up mid-body: nobody to answer
-            self.close_connection = True
-            return
+        if len(body) < length:  # the client stopped sending mid-body; it may still read
+            return self._reply(self.engine.reject(400, f"the body ended after {len(body)} of {length} bytes"))
         self._reply(self.engine.route("POST", self.path, body))
 
     def _reply(self, reply: Reply) -> None:
