@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from . import redact as redaction
 from .sse import DONE, SSEError, split_events
 
 VCR_VERSION = 1  # vcrpy's cassette version
@@ -41,8 +42,7 @@ FORMAT = 2  # our metadata.format: 2 added the message store
 READABLE_FORMATS = (1, 2)  # 1: every request body complete
 PROVENANCES = ("recorded", "imported", "reconstructed")
 REQUIRED_METADATA = ("format", "task", "provenance", "server", "harness_profile", "failure_mode")
-SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "set-cookie", "proxy-authorization")
-REDACTED = "REDACTED"
+REDACTED = redaction.REDACTED
 EXCEED_TYPE = "exceed_context_size_error"  # llama-server's 400 for a prompt over the context
 MAX_OFFSET_S = 7 * 24 * 3600.0  # a week: far beyond any trial; a bigger offset is a broken file
 
@@ -475,7 +475,7 @@ def load(path: Path | str) -> Cassette:
 
 def to_dict(c: Cassette, redact: bool = True) -> dict:
     def headers(h):
-        return {k: [REDACTED] if redact and k.lower() in SECRET_HEADERS else v for k, v in h.items()}
+        return redaction.headers(h) if redact else h
 
     store, by_id, by_text = [], {}, {}
 
@@ -502,7 +502,7 @@ def to_dict(c: Cassette, redact: bool = True) -> dict:
                     "headers": headers(it.headers), "body": {"string": it.body}}
         if it.chunk_offsets is not None:
             response["chunk_offsets"] = " ".join(f"{t:.6f}" for t in it.chunk_offsets)
-        d = {"request": {"method": it.method, "uri": it.uri, "body": body,
+        d = {"request": {"method": it.method, "uri": redaction.uri(it.uri) if redact else it.uri, "body": body,
                          "headers": headers(it.request_headers)}}
         if ref is not None:
             d["messages"] = ref
