@@ -178,7 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if last != DONE:
                     error(502, "upstream ended the stream without [DONE]", "server_error")
             except (httpx.HTTPError, SSEError) as e:
-                error(502, f"upstream failed mid-stream: {type(e).__name__}: {e}", "server_error")
+                what = "sent a broken SSE stream" if isinstance(e, SSEError) else "closed mid-stream"
+                error(502, f"upstream {what}: {e}", "server_error")
                 self.close_connection = True
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):

@@ -166,6 +166,7 @@ class _Killing(httpx.SyncByteStream):
         for n, chunk in enumerate(self.stream):
             if n == self.after:
                 self.server.kill()
+                self.server.killed_at = time.monotonic()
             yield chunk
 
     def close(self):
@@ -176,10 +177,9 @@ class _Killing(httpx.SyncByteStream):
 def test_a_server_dying_mid_stream_is_an_infra_error(pytestconfig, through_proxy, tmp_path):
     with LlamaServer(pytestconfig.option.model_path, ctx_size=2048) as server, RecordingProxy(server.url) as proxy:
         url = proxy.url if through_proxy else server.url
-        start = time.monotonic()
         trial = ReferenceHarness(BASELINE.replace(max_tokens=1500)).run(
             COUNT, Endpoint(url, transport=KillMidStream(server), workdir=tmp_path))
-    assert time.monotonic() - start < 30  # nothing hangs
+    assert time.monotonic() - server.killed_at < 30  # nothing hangs after the kill (a loaded machine too)
     assert trial.outcome == "infra", trial.error
     received = trial.error.split("received so far: ")[1]
     assert re.search(r"mid-response after [1-9]\d* tokens", trial.error) and len(received) > 2  # what did arrive

@@ -38,12 +38,12 @@ def server():
 
 def test_starts_and_reads_props(server):
     assert server.url.startswith("http://127.0.0.1:")
-    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert httpx.get(f"{server.url}/health", timeout=60).status_code == 200
     assert server.n_ctx == 2048
     assert server.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert {"temperature", "top_k", "top_p", "dry_multiplier"} <= set(server.settings)
     assert server.metadata["n_ctx"] == 2048
-    assert "llamacpp:" in httpx.get(f"{server.url}/metrics").text  # --metrics is on
+    assert "llamacpp:" in httpx.get(f"{server.url}/metrics", timeout=60).text  # --metrics is on
 
 
 def test_gone_after_exit_even_when_the_body_raises():
