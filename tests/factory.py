@@ -1,5 +1,8 @@
-"""Small valid cassettes as dicts, for unit and property tests to break or vary."""
+"""Helpers for unit and property tests: small valid cassettes (as dicts, to break or vary), a raw
+HTTP exchange, and waiting for the recording proxy."""
 import json
+import socket
+import time
 
 from pytest_tbreplay.sse import format_event
 
@@ -40,3 +43,23 @@ def minimal(n=1):
                          "harness_profile": {"harness": "reference"}, "failure_mode": "none",
                          "instruction": "say hi 0", "acceptance": []},
             "interactions": [interaction(f"say hi {i}") for i in range(n)]}
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 30.0) -> bytes:
+    """Send bytes to a loopback server, close the sending side, return all it answers."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as c:
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := c.recv(65536):
+            out += chunk
+        return out
+
+
+def wait_recorded(proxy, n=1, timeout=10.0):
+    # A handler thread records after its last write; the harness may see the end a moment earlier.
+    deadline = time.monotonic() + timeout
+    while len(proxy.interactions) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proxy.interactions

@@ -14,7 +14,6 @@ by the `mode` field of the request body (or the X-Mode header):
 Also serves GET /props and /health. Every request's headers and body are kept in REQUESTS."""
 import json
 import socket
-import sys
 import threading
 import time
 

@@ -8,7 +8,6 @@ import yaml
 
 import factory
 from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.replay import ReplayEngine, ReplayTransport, max_tokens_of  # noqa: F401
 from pytest_tbreplay.run import replay_cassette
 from pytest_tbreplay.profiles import load_profile
 

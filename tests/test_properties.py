@@ -178,20 +178,9 @@ def _raw_requests(draw):
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def _exchange(url: str, data: bytes) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as c:
-        c.sendall(data)
-        c.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := c.recv(65536):
-            out += chunk
-    return out
-
-
 @given(_raw_requests())
 def test_property_every_request_gets_an_http_status(replay_server, data):
-    answer = _exchange(replay_server.url, data)
+    answer = factory.raw_exchange(replay_server.url, data)
     assert answer[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and answer[9:12].isdigit(), (data[:200], answer[:200])
 
 

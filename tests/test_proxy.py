@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 
+from factory import wait_recorded
 from pytest_tbreplay import cassette
 from pytest_tbreplay.cassette import Cassette, Interaction, ToolResult
 from pytest_tbreplay.llama import LlamaServer
@@ -34,14 +35,6 @@ def server():
 def proxy(server):
     with RecordingProxy(server.url) as p:
         yield p
-
-
-def wait_recorded(proxy, n=1, timeout=5.0):
-    # A handler thread records after its last write; the harness may see the end a moment earlier.
-    deadline = time.monotonic() + timeout
-    while len(proxy.interactions) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return proxy.interactions
 
 
 @live

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 import fake_upstream
+from factory import wait_recorded
 from fake_upstream import FakeUpstream
 from pytest_tbreplay import cassette as cs
 from pytest_tbreplay.harness import Endpoint, ReferenceHarness, TaskSpec
 from pytest_tbreplay.profiles import load_profile
 from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.replay import ReplayEngine
 from pytest_tbreplay.sse import DONE, iter_events
 
 CHAT = "/v1/chat/completions"
@@ -26,14 +26,6 @@ META = {"task": "t", "instruction": "x", "server": {"n_ctx": 8192, "model": "/ho
 def upstream():
     with FakeUpstream() as up:
         yield up
-
-
-def recorded(proxy, n=1, timeout=10.0):
-    # The handler keeps an interaction after its last write; the client may see the end first.
-    deadline = time.monotonic() + timeout
-    while len(proxy.interactions) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return proxy.interactions
 
 
 def stream(proxy, mode, **kw):
@@ -58,7 +50,7 @@ def test_a_secret_in_every_place_never_reaches_the_cassette(upstream, tmp_path):
         r = httpx.post(f"{proxy.url}{CHAT}?api_key=SECRET-11&accessToken=SECRET-12&x=1", json=body,
                        headers=headers, timeout=20)
         assert r.status_code == 200
-        (it,) = recorded(proxy)
+        (it,) = wait_recorded(proxy)
     sent = fake_upstream.REQUESTS[-1]  # the upstream itself got everything: only the record is clean
     assert "SECRET-1" in sent["body"] and sent["headers"]["x-auth-token"] == "SECRET-6"
     path = cs.save(proxy.cassette(META), tmp_path / "c.yaml")
@@ -76,7 +68,7 @@ def test_a_secret_in_every_place_never_reaches_the_cassette(upstream, tmp_path):
 def test_valid_sse_forms_record_loadable_cassettes(upstream, tmp_path, mode):
     with RecordingProxy(upstream.url) as proxy:
         status, seen = stream(proxy, mode)
-        recorded(proxy)
+        wait_recorded(proxy)
     assert status == 200 and seen[-1] == DONE
     it = save_and_load(proxy, tmp_path).interactions[0]
     assert it.events == seen and len(it.chunk_offsets) == len(seen)
@@ -86,7 +78,7 @@ def test_valid_sse_forms_record_loadable_cassettes(upstream, tmp_path, mode):
 def test_a_stream_that_ends_badly_is_an_error_event_for_both_harness_and_cassette(upstream, tmp_path, mode):
     with RecordingProxy(upstream.url) as proxy:
         status, seen = stream(proxy, mode)
-        recorded(proxy)
+        wait_recorded(proxy)
     assert status == 200 and "error" in json.loads(seen[-1])
     it = save_and_load(proxy, tmp_path).interactions[0]
     assert it.events == seen  # what the harness saw is what replay will serve
@@ -114,7 +106,7 @@ def test_503_loading_model_waits_for_health_then_answers(upstream, tmp_path):
     fake_upstream.LOADING_UNTIL[0] = time.monotonic() + 1.5
     with RecordingProxy(upstream.url, load_wait_s=60) as proxy:
         status, seen = stream(proxy, "normal")
-        (it,) = recorded(proxy)
+        (it,) = wait_recorded(proxy)
     assert status == 200 and seen[-1] == DONE and it.status == 200
 
 

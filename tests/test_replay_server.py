@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from factory import minimal
+from factory import minimal, raw_exchange
 from pytest_tbreplay import cassette as cs
 from pytest_tbreplay import replay
 from pytest_tbreplay.replay import ReplayEngine, ReplayError, ReplayServer
@@ -22,17 +22,6 @@ def engine(n=1):
 
 def handler_threads():
     return [t for t in threading.enumerate() if t.name.startswith("tbreplay-replay-") and t.name[-1].isdigit()]
-
-
-def raw_exchange(url, data: bytes, timeout=10.0) -> bytes:
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=timeout) as c:
-        c.sendall(data)
-        c.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := c.recv(65536):
-            out += chunk
-        return out
 
 
 GOOD = json.loads(minimal(1)["interactions"][0]["request"]["body"])
