@@ -532,7 +532,11 @@ def to_flat_dict(c: Cassette, redact: bool = True) -> dict:
 
 def _str_presenter(dumper, s):
     # Literal blocks keep SSE bodies and tool outputs readable in review diffs.
-    style = "|" if "\n" in s and not any(l != l.rstrip() for l in s.splitlines()) else None
+    # (A literal block cannot keep trailing blanks; substring tests, not a per-line scan: an
+    # imported trial's bodies run to tens of MB.)
+    # YAML also reads CR, NEL, LS and PS as line breaks: those strings stay quoted.
+    style = "|" if "\n" in s and not (" \n" in s or "\t\n" in s or s.endswith((" ", "\t"))
+                                       or any(c in s for c in "\r\x85\u2028\u2029")) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
 
 

@@ -50,11 +50,13 @@ class TaskSpec:
     instruction: str
     acceptance: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # earlier turns, as when a session is resumed
+    system: str | None = None  # the recorded harness's system prompt (an imported trial keeps pi's)
 
     @classmethod
     def from_cassette(cls, c: Cassette) -> "TaskSpec":
         m = c.metadata
-        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []))
+        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []),
+                   m.get("system_prompt"))
 
 
 @dataclass
@@ -111,7 +113,9 @@ class _Run:
                                    timeout=httpx.Timeout(endpoint.timeout_s, connect=10.0))
         self.tools = CassetteTools(endpoint.cassette) if endpoint.cassette else LocalTools(endpoint.workdir or Path.cwd())
         self.trial = Trial(task.name, "reference", profile.name)
-        system = SYSTEM + ("\n\n" + VERIFY_CONTRACT if profile.verify_before_done else "")
+        system = task.system or SYSTEM
+        if profile.verify_before_done and VERIFY_CONTRACT not in system:
+            system += "\n\n" + VERIFY_CONTRACT
         self.messages: list[dict] = [{"role": "system", "content": system}, *task.history,
                                      {"role": "user", "content": task.instruction}]
         self.files_written: list[str] = []

@@ -3,7 +3,7 @@
 A source is a Harbor job folder (all its trials), one trial folder, or a bare pi session `.jsonl`.
 Two trial layouts exist (Harbor 0.26, pi 0.73.1):
   MitigatedPi   agent/pi.jsonl (print-mode events, every delta kept), agent/pi.stderr,
-                agent/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
+                agent/pi/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
                 version, models.json, settings), agent/tbreplay-request.json (the first request
                 without its conversation: system prompt, tools, max tokens, sampling fields)
   Harbor's pi   agent/pi.txt (events without deltas), agent/pi/sessions/*.jsonl, agent/trajectory.json
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import cassette as cs
 from .llama_stream import Answer, ToolCall, sse, word_pieces
-from .pisession import Call, Converter, Session, SessionError, read_session, text_of
+from .pisession import Call, Session, SessionError, read_session, text_of
 from .profiles import Profile, ProfileError, load_profile
 from .replay import exceed_body
 from .tools import DATA, pi_tools
@@ -89,18 +89,24 @@ def _is_trial(d: Path) -> bool:
 
 def locate(path: Path) -> Trial:
     path = Path(path)
+    if not path.exists():
+        raise TrialImportError(f"{path}: no such file or folder (give a Harbor job or trial folder, or a pi session .jsonl)")
     if path.is_file():
         return Trial(path.parent, path, "pi-session")
     agent = path / "agent"
-    for layout, folder in (("mitigated-pi", agent / "sessions"), ("harbor-pi", agent / "pi" / "sessions")):
-        sessions = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-        if sessions:
-            # One pi process per trial writes one session; a restart writes another: the last
-            # (by name: pi names them by start time) is the run that ended the trial.
-            return Trial(path, sessions[-1], layout, path.parent)
-    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/sessions/*.jsonl or agent/pi/sessions/*.jsonl)"
+    # MitigatedPi keeps its sessions where Harbor's pi does (agent/pi/sessions: Harbor's converter
+    # reads them there); earlier MitigatedPi versions used agent/sessions. Its manifest and pi.jsonl
+    # tell the two agents apart.
+    sessions = [p for folder in (agent / "pi" / "sessions", agent / "sessions") if folder.is_dir()
+                for p in sorted(folder.glob("*.jsonl"))]
+    if sessions:
+        mitigated = (agent / "tbreplay.json").exists() or (agent / "pi.jsonl").exists()
+        # One pi process per trial writes one session; a restart writes another: the last
+        # (by name: pi names them by start time) is the run that ended the trial.
+        return Trial(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
+    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/pi/sessions/*.jsonl or agent/sessions/*.jsonl)"
     raise TrialImportError(f"{path}: no {what}: the agent never started or was not pi"
-                       + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
+                           + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
 
 
 def _exception(trial_dir: Path) -> str | None:
@@ -125,7 +131,7 @@ def import_trial(path: Path, n_ctx: int | None = None) -> cs.Cassette:
         session = read_session(t.session)
     except SessionError as e:
         raise TrialImportError(str(e)) from None
-    if not session.calls():
+    if not session.calls:
         raise TrialImportError(f"{t.session}: the session has no assistant message: pi never got an answer")
     return _Importer(t, session, n_ctx).cassette()
 
@@ -140,7 +146,6 @@ class _Importer:
         self.profile = self._profile()
         self.n_ctx, self.n_ctx_source = self._n_ctx(n_ctx)
         self.deltas: dict = {}
-        self.convert = Converter()
 
     # -- configuration the trial ran with --------------------------------------------------------
     def _profile(self) -> dict:
@@ -161,20 +166,18 @@ class _Importer:
                               ((self.manifest or {}).get("n_ctx"), "manifest")):
             if value:
                 return int(value), source
-        for call in self.session.calls():
+        for call in self.session.calls:
             if m := OVERFLOW.search(call.message.get("errorMessage") or ""):
                 return int(m.group(2)), "overflow message"
         return None, "unknown"
 
     # -- requests ----------------------------------------------------------------------------------
-    def _request(self, call: Call) -> dict:
-        """The request pi sent for this call: the template around the converted context."""
-        template = dict(self.template or self._rebuilt_template(call))
+    def _template(self) -> tuple[dict, str]:
+        """The request around the conversation, and the system prompt: as MitigatedPi logged the
+        first request, else rebuilt from pi's defaults and the profile."""
+        template = dict(self.template or self._rebuilt_template(self.session.calls[0]))
         system = next((m for m in template.pop("messages", []) if m.get("role") == "system"), None)
-        body = {"model": template.pop("model", call.message.get("model", "local"))}
-        body["messages"] = self.convert.messages(system["content"] if system else self._system_prompt(),
-                                                 call.context)
-        return body | template
+        return template, system["content"] if system else self._system_prompt()
 
     def _rebuilt_template(self, call: Call) -> dict:
         self.synthesized.add("request fields other than messages (pi 0.73.1 defaults and the profile)")
@@ -197,17 +200,21 @@ class _Importer:
 
     # -- responses ---------------------------------------------------------------------------------
     def _interactions(self) -> list[cs.Interaction]:
+        template, system = self._template()
+        self.system_prompt = system
+        model = template.pop("model", None)
         out = []
-        for n, call in enumerate(self.session.calls()):
+        for n, (call, messages) in enumerate(self.session.requests(system)):
             if call.compaction is not None:
                 out.append(self._summary(call.compaction, call))
-            it = self._answer(call, n)
+            request = {"model": model or call.message.get("model", "local"), "messages": messages} | template
+            it = self._answer(call, n, request)
             if it is not None:
                 out.append(it)
         return out
 
-    def _answer(self, call: Call, n: int) -> cs.Interaction | None:
-        m, request = call.message, self._request(call)
+    def _answer(self, call: Call, n: int, request: dict) -> cs.Interaction | None:
+        m = call.message
         if m.get("stopReason") == "error":
             return self._error(request, m.get("errorMessage") or "")
         if m.get("stopReason") == "aborted":
@@ -280,7 +287,7 @@ class _Importer:
         if self.t.layout == "mitigated-pi":
             self.deltas = _deltas(self.t.file("agent", "pi.jsonl"))
         interactions = self._interactions()
-        calls = self.session.calls()
+        calls = self.session.calls
         meta = {"format": cs.FORMAT, "task": self._task(), "trial": self._trial_name(), "provenance": "imported",
                 "server": {"n_ctx": self.n_ctx, "n_ctx_source": self.n_ctx_source,
                            "model": calls[0].message.get("model", "local"),
@@ -288,6 +295,7 @@ class _Importer:
                            .get("params", {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
+                "system_prompt": self.system_prompt,
                 "imported": self._imported(calls)}
         meta["failure_mode"] = meta["imported"]["outcome"]
         if self.n_ctx is None:
@@ -327,7 +335,7 @@ class _Importer:
 def trial_facts(t: Trial, session: Session) -> dict:
     """What summarize needs of a trial without building its cassette."""
     imp = _Importer(t, session, None)
-    meta = imp._imported(session.calls())
+    meta = imp._imported(session.calls)
     r = imp.result or {}
     wall = _seconds((r.get("agent_execution") or {}).get("finished_at")), \
         _seconds((r.get("agent_execution") or {}).get("started_at"))
@@ -373,34 +381,33 @@ def _tool_result(call: dict, result: dict) -> cs.ToolResult:
 
 def _deltas(path: Path) -> dict:
     """Per assistant message (keyed by its timestamp, the request's start in ms): the streamed
-    pieces in order, and each tool call's argument pieces, from print mode's message_update events."""
+    pieces in order, and each tool call's argument pieces, from print mode's message events."""
     if not path.exists():
         return {}
-    out, pieces, args, calls = {}, [], {}, {}
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.startswith('{"type":"message_'):
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # a torn last line of a killed trial
-            kind = e.get("type")
-            if kind == "message_start":
-                pieces, args, calls = [], {}, {}
-            elif kind == "message_update":
-                ev = e.get("assistantMessageEvent") or {}
-                delta, t = ev.get("delta") or "", ev.get("type")
-                if t == "text_delta":
-                    pieces.append(("content", delta))
-                elif t == "thinking_delta":
-                    pieces.append(("reasoning_content", delta))
-                elif t == "toolcall_start":
-                    calls[ev.get("contentIndex")] = len(calls)
-                elif t == "toolcall_delta":
-                    args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(delta)
-            elif kind == "message_end" and (e.get("message") or {}).get("role") == "assistant":
-                out[e["message"].get("timestamp")] = (pieces, args)
+        lines = [line.rstrip("\n") for line in f if line.startswith('{"type":"message_')]
+    try:  # one parse for the whole file: a real trial prints ~100k events
+        events = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:  # a torn last line of a killed trial
+        events = json.loads("[" + ",".join(lines[:-1]) + "]") if len(lines) > 1 else []
+    out, pieces, args, calls = {}, [], {}, {}
+    for e in events:
+        kind = e.get("type")
+        if kind == "message_update":
+            ev = e.get("assistantMessageEvent") or {}
+            t = ev.get("type")
+            if t == "text_delta":
+                pieces.append(("content", ev.get("delta") or ""))
+            elif t == "thinking_delta":
+                pieces.append(("reasoning_content", ev.get("delta") or ""))
+            elif t == "toolcall_delta":
+                args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(ev.get("delta") or "")
+            elif t == "toolcall_start":
+                calls[ev.get("contentIndex")] = len(calls)
+        elif kind == "message_start":
+            pieces, args, calls = [], {}, {}
+        elif kind == "message_end" and (e.get("message") or {}).get("role") == "assistant":
+            out[e["message"].get("timestamp")] = (pieces, args)
     return out
 
 

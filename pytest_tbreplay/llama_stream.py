@@ -45,6 +45,15 @@ def word_pieces(text: str) -> list[str]:
     return out
 
 
+def _strings(texts: list[str]) -> list[str]:
+    """Each text as a JSON string, encoded in one call: json.dumps per piece would dominate an
+    import (a real trial has ~100k pieces). A raw newline never occurs inside an encoded string,
+    so as the list's separator it splits the encoding exactly."""
+    if not texts:
+        return []
+    return json.dumps(texts, ensure_ascii=False, separators=("\n", ":"))[1:-1].split("\n")
+
+
 def _j(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -59,12 +68,13 @@ def sse(a: Answer) -> tuple[str, list[float]]:
         return f'data: {{"choices":[{{"finish_reason":{finish},"index":0,"delta":{delta}}}]{tail}\n\n'
 
     events = [chunk('{"role":"assistant","content":null}')]
-    events += [chunk(f'{{{_j(kind)}:{_j(text)}}}') for kind, text in a.pieces if text]
+    pieces = [(kind, text) for kind, text in a.pieces if text]
+    events += [chunk(f'{{"{kind}":{text}}}') for (kind, _), text in zip(pieces, _strings([t for _, t in pieces]))]
     for i, call in enumerate(a.tool_calls):
         head = {"index": i, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
         events.append(chunk(f'{{"tool_calls":[{_j(head)}]}}'))
-        events += [chunk(f'{{"tool_calls":[{{"index":{i},"function":{{"arguments":{_j(p)}}}}}]}}')
-                   for p in call.pieces if p]
+        events += [chunk(f'{{"tool_calls":[{{"index":{i},"function":{{"arguments":{p}}}}}]}}')
+                   for p in _strings([p for p in call.pieces if p])]
     events.append(chunk("{}", _j(FINISH.get(a.finish, a.finish))))
     n = len(events) - 1
     usage = {"completion_tokens": a.completion_tokens, "prompt_tokens": a.prompt_tokens,

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
 COMPACTION_SUFFIX = "\n</summary>"
@@ -29,9 +31,9 @@ class SessionError(ValueError):
 
 @dataclass
 class Call:
-    """One model call: the assistant message pi stored, and what it had sent for it."""
+    """One model call: the assistant message pi stored, and where it sits on the branch."""
     entry: dict  # the session entry of the assistant message
-    context: list[dict]  # pi's messages before it (after compaction), not yet converted
+    at: int  # its index on the active branch
     results: list[dict]  # the toolResult messages that answered its tool calls
     compaction: dict | None = None  # a compaction entry that came just before this call
 
@@ -61,19 +63,35 @@ class Session:
                 return text_of(e["message"])
         return ""
 
+    @cached_property
     def calls(self) -> list[Call]:
-        """Every model call on the active branch, with the context pi built for it."""
-        out, path, compaction, pending = [], [], None, None
-        for e in self.branch:
+        """Every model call on the active branch, in order."""
+        out, pending = [], None
+        for i, e in enumerate(self.branch):
             if e.get("type") == "compaction":
-                compaction = pending = e
-            if e.get("type") == "message" and e["message"].get("role") == "assistant":
-                out.append(Call(e, context_of(path, compaction), [], pending))
+                pending = e
+            role = e["message"].get("role") if e.get("type") == "message" else None
+            if role == "assistant":
+                out.append(Call(e, i, [], pending))
                 pending = None
-            elif e.get("type") == "message" and e["message"].get("role") == "toolResult" and out:
+            elif role == "toolResult" and out:
                 out[-1].results.append(e["message"])
-            path.append(e)
         return out
+
+    def requests(self, system: str | None) -> Iterator[tuple[Call, list[dict]]]:
+        """Each call with the chat messages pi sent for it. Built incrementally: each request
+        shares the converted messages of the one before (a copy of a list of references)."""
+        convert, sent, compaction, done = Converter(), [], None, 0
+        for call in self.calls:
+            if call.compaction is not None and call.compaction is not compaction:
+                compaction = call.compaction  # rebuild from the summary on
+                sent = convert.messages(system, context_of(self.branch[:call.at], compaction))
+            else:
+                if not sent:
+                    sent = [{"role": "system", "content": system}] if system is not None else []
+                sent = sent + convert.extend([m for e in self.branch[done:call.at] if (m := _message_of(e))])
+            done = call.at
+            yield call, convert.close(sent)
 
 
 def read_session(path: Path | str) -> Session:
@@ -145,24 +163,38 @@ class Converter:
 
     def __init__(self):
         self._memo: dict[int, tuple[dict, list[dict]]] = {}
+        self._pending: list[dict] = []  # extend(): tool calls of the last assistant still unanswered
+        self._answered: set[str] = set()
 
-    def messages(self, system: str | None, context: list[dict]) -> list[dict]:
-        out = [{"role": "system", "content": system}] if system is not None else []
-        pending: list[dict] = []  # tool calls still waiting for a result (transformMessages)
-        answered: set[str] = set()
-        for m in context:
+    def extend(self, new: list[dict]) -> list[dict]:
+        """The converted form of messages appended to a conversation already converted by
+        earlier extend() calls (the same rules as messages(), applied incrementally)."""
+        out = []
+        for m in new:
             role = m.get("role")
             if role == "assistant" or role in ("user", "custom", "compactionSummary", "branchSummary"):
-                out += self._orphans(pending, answered)
-                pending, answered = [], set()
+                out += self._orphans(self._pending, self._answered)
+                self._pending, self._answered = [], set()
             if role == "assistant":
                 if m.get("stopReason") in ("error", "aborted"):
-                    continue  # pi never resends a failed turn
-                pending = [c for c in m.get("content") or [] if c.get("type") == "toolCall"]
+                    continue
+                self._pending = [c for c in m.get("content") or [] if c.get("type") == "toolCall"]
             elif role == "toolResult":
-                answered.add(m.get("toolCallId"))
+                self._answered.add(m.get("toolCallId"))
             out += self._convert(m)
-        return out + self._orphans(pending, answered)
+        return out
+
+    def close(self, sent: list[dict]) -> list[dict]:
+        """A request ends the conversation: tool calls still unanswered get pi-ai's placeholder."""
+        missing = self._orphans(self._pending, self._answered)
+        return sent + missing if missing else sent
+
+    def messages(self, system: str | None, context: list[dict]) -> list[dict]:
+        """A whole context (convertToLlm, transformMessages, convertMessages). Errored and aborted
+        assistant turns are never resent; a tool call without a result gets a placeholder."""
+        self._pending, self._answered = [], set()
+        out = [{"role": "system", "content": system}] if system is not None else []
+        return out + self.extend(context)
 
     def _orphans(self, pending: list[dict], answered: set[str]) -> list[dict]:
         return [{"role": "tool", "content": NO_RESULT, "tool_call_id": c["id"]}

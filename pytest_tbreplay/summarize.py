@@ -56,8 +56,10 @@ def classify(r: Record) -> Record:
     found: list[tuple[str, str]] = []
     if r.outcome == "infra":
         found.append(("E", f"Harbor exception {r.exception_type} is infrastructure (not graded)"))
-    elif r.turns == 0 or (r.stderr_tail and r.stop_reasons.get("error") == r.turns and r.outcome != "passed"):
-        tail = (r.stderr_tail or "").strip().splitlines()[-1:] or ["no pi stderr kept"]
+    elif r.outcome != "passed" and not r.overflow_lost and \
+            r.stop_reasons.get("error", 0) + r.stop_reasons.get("aborted", 0) == r.turns:
+        # pi exited before any turn, or no request got an answer: the model never had a say.
+        tail = (r.stderr_tail or "").strip().splitlines()[-1:] or ["(empty)"]
         found.append(("E", f"the agent never got a model answer; pi stderr: {tail[0][:80]}"))
     if r.outcome == "passed":
         return _assign(r, [("pass", f"reward {r.reward}")])
@@ -101,7 +103,10 @@ def records(sources: list[Path]) -> tuple[list[Record], list[tuple[Path, str]]]:
                     try:
                         out.append(from_trial(trial))
                     except (TrialImportError, SessionError) as e:
-                        failed.append((trial, str(e)))
+                        if (Path(trial) / "agent").is_dir():  # pi ran but wrote no session: it never got an answer
+                            out.append(from_unstarted(Path(trial)))
+                        else:
+                            failed.append((trial, str(e)))
         except (TrialImportError, cs.CassetteError, SessionError, ValueError, OSError) as e:
             failed.append((source, str(e)))
     return [classify(r) for r in out], failed
@@ -115,7 +120,7 @@ def from_trial(path: Path) -> Record:
     r = Record(facts["task"], facts["trial"], facts["source"], facts["reward"], facts["outcome"],
                n_ctx=facts["n_ctx"], max_tokens=facts["max_tokens"], wall_s=facts["wall_s"],
                exception_type=facts["exception_type"], stderr_tail=facts["pi_stderr"])
-    calls = session.calls()
+    calls = session.calls
     written: list[str] = []
     for call in calls:
         m = call.message
@@ -139,6 +144,17 @@ def from_trial(path: Path) -> Record:
     r.overflow_lost = bool(OVERFLOW.search(last.get("errorMessage") or ""))
     r.final_text = text_of(last)
     return r
+
+
+def from_unstarted(trial: Path) -> Record:
+    """A trial whose pi wrote no session (pi writes it with the first answer)."""
+    result = json.loads((trial / "result.json").read_text()) if (trial / "result.json").exists() else {}
+    stderr = trial / "agent" / "pi.stderr"
+    reward = ((result.get("verifier_result") or {}).get("rewards") or {}).get("reward")
+    info = result.get("exception_info") or {}
+    return Record(result.get("task_name") or trial.name.split("__")[0], result.get("trial_name") or trial.name,
+                  trial.name, reward, "failed" if result else "incomplete", exception_type=info.get("exception_type"),
+                  stderr_tail=stderr.read_text(errors="replace")[-2000:] if stderr.exists() else None)
 
 
 def _split(m: dict, output: int) -> tuple[int, int]:

@@ -77,7 +77,7 @@ def effects(c: cs.Cassette, r: Replayed) -> list[Effect]:
         if turn.cut_by == "loop_detector":
             out.append(Effect("loop_detector", k, f"loop detector cut turn {k} at {turn.completion_tokens:,} tokens; "
                                                   f"recorded {_n(was_tokens)}"))
-        elif served and served.cut_at is not None:
+        elif served and served.cut_at is not None and served.cut_at < (was_tokens or 0):
             out.append(Effect("max_tokens", k, f"max tokens cut turn {k} at {served.cut_at:,} tokens; "
                                                f"recorded {_n(was_tokens)}"))
         if turn.compaction:
