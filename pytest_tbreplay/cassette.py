@@ -270,7 +270,7 @@ def _compact_ranges(ids: list[int]) -> str:
     return " ".join(parts)
 
 
-def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int]) -> Interaction:
+def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int], checked: set[str]) -> Interaction:
     def bad(problem: str) -> CassetteError:
         return CassetteError(path, problem, i)
 
@@ -319,7 +319,7 @@ def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int]) -> I
             raise bad(f"a {EXCEED_TYPE} answer is JSON with error.n_prompt_tokens (an integer), as "
                       "llama-server sends it")
     elif it.streamed or _is_event_stream(it.headers):
-        _check_stream(it, bad)
+        _check_stream(it, bad, checked)
     return it
 
 
@@ -367,7 +367,7 @@ def _is_chunk(event: Any) -> bool:
     return not event.get("timings") or type(event["timings"]) is dict
 
 
-def _check_stream(it: Interaction, bad) -> None:
+def _check_stream(it: Interaction, bad, checked: set[str]) -> None:
     """What replay serves of an SSE body: it frames (sse.py, the framer everything shares), has one
     offset per event (comment blocks such as `: ping` are no events), every event but the final
     [DONE] is a JSON object of the shapes replay reads, and it ends in [DONE] or an error event."""
@@ -383,6 +383,9 @@ def _check_stream(it: Interaction, bad) -> None:
             if k != len(events) - 1:
                 raise bad(f"SSE event {k} is [DONE] but {len(events) - 1 - k} events follow it")
             break
+        if data in checked and k != len(events) - 1:
+            continue  # a runaway repeats the same event thousands of times: check it once
+        checked.add(data)
         last = _json(data, f"SSE event {k}", bad)
         if not _is_chunk(last):
             raise bad(f"SSE event {k} is not a chat completion chunk (a JSON object; choices a list of "
@@ -414,8 +417,9 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     if not data["interactions"]:
         raise CassetteError(path, "no interactions: a cassette replays at least one request")
     store = _store(data.get("messages"), path)
-    seen: set[int] = set()
-    return Cassette(meta, [_interaction(raw, path, i, store, seen) for i, raw in enumerate(data["interactions"])],
+    seen: set[int] = set()  # messages checked (by id: the store shares them between requests)
+    checked: set[str] = set()  # stream events checked
+    return Cassette(meta, [_interaction(raw, path, i, store, seen, checked) for i, raw in enumerate(data["interactions"])],
                     Path(path))
 
 
