@@ -23,7 +23,6 @@ from .cassette import EXCEED_TYPE, Cassette, Interaction
 from .sse import DONE, format_event
 
 
-
 class ReplayError(AssertionError):
     """Replay went wrong: the test fails with it (engine.check) even if the harness carried on."""
 
