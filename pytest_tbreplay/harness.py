@@ -18,6 +18,7 @@ import httpx
 from .cassette import Cassette
 from .loopdetect import LoopDetector
 from .profiles import Profile
+from .loading import LOAD_WAIT_S, StillLoading, is_loading, wait_until_loaded
 from .sse import DONE, SSEError, iter_events
 from .tools import CassetteTools, LocalTools, pi_tools
 from .trial import Trial, Turn
@@ -121,6 +122,7 @@ class _Run:
         self.unverified_writes = False
         self.chars_per_token = 4.0  # refined from each answer's prompt_tokens
         self.window: int | None = None
+        self._loading_since: float | None = None  # the first 503 Loading model of a row
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Trial:
@@ -206,12 +208,15 @@ class _Run:
                 raise TimeoutError(f"the trial's time budget of {self.ep.budget_s:.0f} s ran out")
             timeout = min(timeout, left)
         try:
-            with self.client.stream("POST", "/v1/chat/completions", json=body,
-                                    timeout=httpx.Timeout(timeout, connect=10.0)) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    return _Answer(resp.status_code, error=_error_of(resp))
-                return self._read_stream(resp, detector)
+            while True:
+                with self.client.stream("POST", "/v1/chat/completions", json=body,
+                                        timeout=httpx.Timeout(timeout, connect=10.0)) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        if self._loading(resp):
+                            continue
+                        return _Answer(resp.status_code, error=_error_of(resp))
+                    return self._read_stream(resp, detector)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, SSEError) as e:
             raise InfraError(f"llama-server at {self.ep.url}: {type(e).__name__}: {e}. Is it running? "
                              "Start it (tbreplay server) or pass --server-url") from None
@@ -363,13 +368,30 @@ class _Run:
 
     def _n_ctx(self) -> int | None:
         try:
-            resp = self.client.get("/props")
+            while self._loading(resp := self.client.get("/props")):
+                pass
             return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-        except httpx.ConnectError as e:
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
             raise InfraError(f"llama-server at {self.ep.url} is down ({e}): start it (tbreplay server) or "
                              "pass --server-url") from None
         except (ValueError, KeyError):
             return None  # a proxy without /props (llama-swap): auto windows then fail with a clear error
+
+    def _loading(self, resp: httpx.Response) -> bool:
+        """True after waiting (bounded) for a server that answered 503 Loading model: not the
+        model's answer, so the request is sent again; still loading at the bound is `infra`."""
+        if not is_loading(resp.status_code, resp.read()):
+            self._loading_since = None
+            return False
+        self._loading_since = self._loading_since or time.monotonic()
+        deadline = self._loading_since + LOAD_WAIT_S
+        if self.deadline:
+            deadline = min(deadline, self.deadline)
+        try:
+            wait_until_loaded(self.client, str(self.client.base_url), deadline)
+        except StillLoading as e:
+            raise InfraError(str(e)) from None
+        return True
 
     @staticmethod
     def _error_text(ans: _Answer) -> str:

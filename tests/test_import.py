@@ -83,6 +83,22 @@ def test_mitigated_pis_manifest_makes_the_requests_exact(tmp_path):
     assert "chunk boundaries" not in synthesized
 
 
+def test_an_import_is_redacted_like_a_recording(tmp_path):
+    s = Session("Use the service")
+    s.assistant("ok", calls=[bash("curl localhost")])
+    s.result("call_0001", "bash", "fine")
+    s.assistant("done")
+    s.entries[-1]["message"]["model"] = "/home/me/models/qwen3.6-35b-a3b-Q4_K_M.gguf"
+    m = manifest()
+    root = write_trial(tmp_path / "t", s, result=trial_result("svc", "t", reward=0.0), manifest=m)
+    request = json.loads((root / "agent" / "tbreplay-request.json").read_text())
+    request |= {"api_key": "sk-live-123", "extra": {"password": "hunter2"}}
+    (root / "agent" / "tbreplay-request.json").write_text(json.dumps(request))
+    text = cs.save(import_trial(root), tmp_path / "c.yaml").read_text()
+    assert "sk-live-123" not in text and "hunter2" not in text and "/home/me/models" not in text
+    assert "qwen3.6-35b-a3b-Q4_K_M.gguf" in text
+
+
 def test_harbor_pi_trial_names_what_was_synthesized(tmp_path):
     c = import_trial(db_trial(tmp_path, layout="harbor-pi"))
     imp = c.metadata["imported"]
