@@ -89,10 +89,11 @@ class MitigatedPiAgent:
     def files(self, instruction: str, base_url: str, n_ctx: int) -> dict[str, str]:
         """The files run() writes into the container, by path."""
         p, task = self.profile, TaskSpec("harbor", instruction)  # Harbor does not pass the criteria
-        config = pi.extension_config(p, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None)
+        budget = p.budget(n_ctx)  # refuses a profile that cannot fit the server, before pi starts
+        config = pi.extension_config(p, budget, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None)
         return {
-            f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, p.window(n_ctx), p.max_tokens)),
-            f"{ROOT}/agent/settings.json": json.dumps(pi.settings_json(p, self.model)),
+            f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, budget.window, budget.max_tokens)),
+            f"{ROOT}/agent/settings.json": json.dumps(pi.settings_json(p, self.model, budget)),
             f"{ROOT}/extensions.json": json.dumps(config),
             f"{ROOT}/slim_updates.mjs": pi.SLIM_UPDATES_JS,
         }
