@@ -70,7 +70,8 @@ class MitigatedPiAgent:
         await self._exec(environment, INSTALL, timeout_sec=900)
         for ext in self.extensions():
             await environment.upload_file(str(pi.EXTENSIONS / ext), f"{ROOT}/ext/{ext}")
-        await environment.upload_file(str(pi.EXTENSIONS / "common.ts"), f"{ROOT}/ext/common.ts")
+        for lib in pi.LIBRARIES:
+            await environment.upload_file(str(pi.EXTENSIONS / lib), f"{ROOT}/ext/{lib}")
 
     def extensions(self) -> list[str]:
         return pi.extensions(self.profile, replay=False) + ["print_continue.ts"]

@@ -42,6 +42,7 @@ PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
 NODE_MIN = (20, 6)  # pi 0.73.1's engines field
 EXTENSIONS = Path(__file__).parent / "pi_extensions"
+LIBRARIES = ("common.ts", "gate.ts", "summary.ts")  # modules the extensions import (not extensions)
 PROVIDER = "tbreplay"
 # Preloaded into pi (NODE_OPTIONS=--import): print message_update events without their `partial`
 # and `message` copies of the whole message so far. pi prints one per streamed token, so the
