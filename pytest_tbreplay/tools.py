@@ -69,7 +69,10 @@ def parse_partial_json(raw: str) -> dict:
     if in_string:
         if escaped:
             text = text[:-1]  # a lone backslash: the escape never arrived
-        text = re.sub(r"\\u[0-9a-fA-F]{0,3}$", "", text) + '"'
+        # an escape cut short, or the first half of a surrogate pair whose second half never came
+        for _ in range(2):
+            text = re.sub(r"\\u(?:[0-9a-fA-F]{0,3}|[dD][89abAB][0-9a-fA-F]{2})$", "", text)
+        text += '"'
     for attempt in range(3):
         candidate = text + "".join(reversed(stack))
         try:

@@ -178,12 +178,14 @@ class VerifyGate:
         code = list(dict.fromkeys(_resolve(f, cwd) for f in code_outputs(command, False)))
         produced: dict[str, str] = dict.fromkeys(code, by)
         checked: set[str] = set()
+        tested: set[str] = set()  # checked by tests or a check script: counts even when they fail
         for words in segments(command):
             prog, args = posixpath.basename(words[0]), words[1:]
             script = self._script_run(words[0], prog, args, cwd)
             outputs = self._segment_outputs(prog, args, cwd)
             if self._is_test_run(prog, args, script):  # tests and check scripts check everything so far
-                checked |= {a for a in [*self.armed, *produced] if a not in code}
+                tested |= {a for a in [*self.armed, *produced] if a not in code}
+                checked |= tested
                 produced.update(dict.fromkeys(outputs, by))
                 continue
             if script in self.script_outputs and self.script_outputs[script]:
@@ -209,7 +211,7 @@ class VerifyGate:
             for m in r["_re"]["result_wrote"].finditer(output or ""):
                 produced.setdefault(_resolve(m.group(1).rstrip(".,:;"), cwd), by)
         else:
-            checked = set()  # a check that failed to run checked nothing
+            checked = tested  # a failing test run was seen; a read of a missing file checked nothing
         return produced, checked
 
     def _segment_outputs(self, prog: str, args: list[str], cwd: str | None) -> list[str]:

@@ -23,7 +23,9 @@ def test_overflow_baseline_dies_on_the_400(replay, harness, size):
     r = replay(shape(f"overflow-{size}"), BASELINE, harness)
     n_ctx = SERVERS[size]
     fitted = max(s.prompt_tokens for s in r.engine.served if s.status == 200)
-    assert n_ctx * 0.98 <= fitted < n_ctx  # the last request that fit, just under n_ctx
+    # The last request that fit came close to n_ctx (the recording's within 1%; pi's own system
+    # prompt is longer than the recorded one, so for pi the 400 may come one read earlier).
+    assert n_ctx * 0.8 <= fitted < n_ctx
     assert r.engine.served[-1].status == 400 and r.engine.served[-1].prompt_tokens >= n_ctx
     assert r.trial.stop_reason == "error" and r.trial.compactions == []
 

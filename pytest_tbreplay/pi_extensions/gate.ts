@@ -228,13 +228,15 @@ export class VerifyGate {
 		const code = uniq(this.codeOutputs(command, false).map((f) => resolve(f, cwd)));
 		const produced = new Map<string, string>(code.map((c) => [c, by]));
 		let checked = new Set<string>();
+		const tested = new Set<string>(); // checked by tests or a check script: counts even when they fail
 		const current = () => [...this.armed.keys(), ...produced.keys()];
 		for (const words of this.segments(command)) {
 			const prog = basename(words[0]), args = words.slice(1);
 			const script = this.scriptRun(words[0], prog, args, cwd);
 			let outputs = this.segmentOutputs(prog, args, cwd);
 			if (this.isTestRun(prog, args, script)) {
-				for (const a of current()) if (!code.includes(a)) checked.add(a);
+				for (const a of current()) if (!code.includes(a)) tested.add(a);
+				for (const a of tested) checked.add(a);
 				for (const o of outputs) produced.set(o, by);
 				continue;
 			}
@@ -263,7 +265,7 @@ export class VerifyGate {
 				const p = resolve(m[1].replace(/[.,:;]+$/, ""), cwd);
 				if (!produced.has(p)) produced.set(p, by);
 			}
-		} else checked = new Set();
+		} else checked = new Set(tested); // a failing test run was seen; a read of a missing file checked nothing
 		return [produced, checked];
 	}
 
