@@ -328,6 +328,45 @@ def openai_message(m: dict) -> dict | None:
     return None
 
 
+class RunState:
+    """Whether pi in RPC mode is really idle, from its events. A run may be followed by more work
+    pi starts itself: a compaction (compaction_start after agent_end), the retry after an overflow
+    compaction (compaction_end willRetry, then agent.continue() 100 ms later), an auto-retry. So
+    after anything that may have left pi idle the driver asks (get_state, answered after whatever
+    pi emits synchronously with agent_end), and pi is idle only if nothing started meanwhile and
+    pi itself says it is neither streaming nor compacting."""
+
+    def __init__(self):
+        self.prompting, self.busy, self.compacting, self.retry = True, False, False, False
+        self.asked: str | None = None  # the id of the get_state in flight
+
+    def prompted(self) -> None:
+        self.prompting = True
+
+    def event(self, e: dict) -> str | None:
+        """"ask" (send get_state), "idle" (pi is idle: say the next thing or stop), or None."""
+        t = e.get("type")
+        if t == "agent_start":
+            self.prompting, self.busy, self.retry = False, True, False
+        elif t == "agent_end":
+            self.busy = False
+        elif t == "compaction_start":
+            self.compacting = True
+        elif t == "compaction_end":
+            self.compacting, self.retry = False, self.retry or bool(e.get("willRetry"))
+        elif t == "auto_retry_start":
+            self.retry = True
+        elif t == "response" and self.asked and e.get("id") == self.asked:
+            self.asked, data = None, e.get("data") or {}
+            if self.prompting or self.busy or self.compacting or self.retry or data.get("isStreaming") \
+                    or data.get("isCompacting"):
+                return None
+            return "idle"
+        if t in ("agent_end", "compaction_end") and not self.asked:
+            return "ask"
+        return None
+
+
 class _PiRun:
     def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, pi: Path, mode: str | None = None):
         self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
@@ -473,41 +512,25 @@ class _PiRun:
         return command["id"]
 
     def _drive(self) -> list[dict] | None:
-        """Prompt, then after each run wait until pi is really idle (a compaction, an overflow retry
-        or an auto-retry may follow agent_end) and send what the extensions asked for, if anything."""
+        """Prompt, then after each run wait until pi is really idle (RunState) and send what the
+        extensions asked for, if anything."""
         self._send({"type": "prompt", "message": self.task.instruction})
-        prompting, busy, compacting, retry, asked = True, False, False, False, None
+        state = RunState()
         while True:
             e = self._next()
             if e is None:
                 self.trial.outcome, self.trial.error = "infra", "pi exited in RPC mode"
                 return None
-            t = e.get("type")
-            if t == "agent_start":
-                prompting, busy, retry = False, True, False
-            elif t == "agent_end":
-                busy = False
-            elif t == "compaction_start":
-                compacting = True
-            elif t == "compaction_end":
-                compacting, retry = False, retry or bool(e.get("willRetry"))
-            elif t == "auto_retry_start":
-                retry = True
-            elif t == "response" and not e.get("success"):
+            if e.get("type") == "response" and not e.get("success"):
                 raise InfraError(f"pi refused {e.get('command')}: {e.get('error')}")
-            elif t == "response" and e["id"] == asked:
-                asked, data = None, e["data"]
-                if prompting or busy or compacting or retry or data["isStreaming"] or data["isCompacting"]:
-                    continue
+            action = state.event(e)
+            if action == "ask":
+                state.asked = self._send({"type": "get_state"})
+            elif action == "idle":
                 if (say := self._next_message()) is None:
                     break
                 self._send({"type": "prompt", "message": say})
-                prompting = True
-                continue
-            # Anything that may have left pi idle: ask (get_state is answered after whatever pi
-            # emits synchronously with agent_end, such as compaction_start).
-            if t in ("agent_end", "compaction_end") and not asked:
-                asked = self._send({"type": "get_state"})
+                state.prompted()
         want = self._send({"type": "get_messages"})
         while (e := self._next()) is not None:
             if e.get("type") == "response" and e.get("id") == want:

@@ -16,9 +16,9 @@ import yaml
 PROFILE_DIR = Path(__file__).parent / "profiles"
 AUTO = "auto"
 SIZES = ("context_window", "headroom", "max_tokens", "reserve_tokens", "keep_recent_tokens")
-# What every request carries before any conversation: pi's system prompt and four tool schemas
-# (~960 tokens at 3.2 chars/token) plus room for a task instruction.
-BASE_PROMPT = 2048
+# What every request carries before any conversation: pi's system prompt and its four tool
+# schemas (~960 tokens at 3.2 chars/token).
+BASE_PROMPT = 1024
 
 
 class ProfileError(ValueError):

@@ -40,8 +40,8 @@ def test_mitigated_cpu_is_an_alias():
 
 
 @pytest.mark.parametrize("profile, n_ctx, message", [
-    (MITIGATED, 2048, r"profile mitigated does not fit a server with n_ctx 2048 per slot: a compacted conversation "
-                      r"needs \d+ tokens .* but the window is 1792"),
+    (MITIGATED, 1024, "profile mitigated does not fit a server with n_ctx 1024 per slot: a compacted conversation "
+                      r"needs \d+ tokens .* but the window is 768"),
     (MITIGATED.replace(context_window=131072, headroom=0), 32768,
      "context window 131072 is larger than the server's"),
     (MITIGATED.replace(max_tokens=16384), 8192, r"max_tokens 16384\) but the window is 7936"),
