@@ -159,7 +159,7 @@ class ShapeTrial(rc.Trial):
                 "harness_profile": PROFILE, "instruction": self.instruction} | metadata
         path.unlink(missing_ok=True)  # this script owns these files
         cs.save(cs.Cassette(meta, self.interactions), path, redact=True)
-        print(f"{path.relative_to(ROOT)}: {len(self.interactions)} interactions, {path.stat().st_size / 1e6:.2f} MB")
+        print(f"{path}: {len(self.interactions)} interactions, {path.stat().st_size / 1e6:.2f} MB")
 
 
 def bash(command: str) -> dict:
@@ -394,7 +394,7 @@ def bash_artifact(path: Path) -> None:
         t.step("Let me look at the data.", [bash("head -5 /app/sales.csv && wc -l /app/sales.csv")])
         t.step("I'll write a script that builds the report.", [write("/app/make_report.py", REPORT)])
         t.step("", [bash("cd /app && python3 make_report.py")])
-        t.step("Let me make sure it is complete.", [bash("cd /app && python3 make_report.py && ls -l report.csv")])
+        t.step("Let me make sure it is complete.", [bash("cd /app && python3 make_report.py && ls report.csv")])
         t.turn("Done! /app/report.csv holds the total per month, sorted by month.")
         claim = len(t.interactions) - 1
         # Scripted: sent back to check; the provided checker shows the missing header.
@@ -438,14 +438,14 @@ def _table(primes: list[int], first: bool, last: bool) -> str:
 
 def cut_write(path: Path) -> None:
     """A 32k server, pi with maxTokens 8192: the model writes a 3000-prime C table in one write;
-    the length stop cuts its arguments at token 8192; pi runs the cut write (a third of the table)
+    the length stop cuts its arguments at token 8192; pi runs the cut write (2,515 of the 3,000 primes)
     and the model declares it done."""
     box = Sandbox()
     try:
         instruction = ("Write /app/primes.h defining PRIMES_N as 3000 and `static const unsigned PRIMES[PRIMES_N]` "
                        "holding the first 3000 primes in order.")
         t = ShapeTrial("primes-table", instruction, seed=41, n_ctx=32768, sandbox=box)
-        t.step("", [bash("ls -la /app")])
+        t.step("", [bash("ls /app")])
         primes = _primes(3000)
         for text in ("I'll write the table directly.", "Writing the whole table directly now."):
             # a cut that does not fall inside an escape, so every JSON parser reads it alike

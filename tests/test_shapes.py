@@ -121,7 +121,7 @@ def test_cut_write_baseline_runs_the_cut_write_and_claims_done(replay, harness):
     r = replay(shape("cut-write"), BASELINE, harness)
     cut_at = r.engine.cassette.metadata["failure"]["cut_at_char"]
     written = [m for m in r.trial.messages if m["role"] == "tool"][1]["content"]
-    assert written == f"Successfully wrote {cut_at} bytes to /app/primes.h"  # a third of the table
+    assert written == f"Successfully wrote {cut_at} bytes to /app/primes.h"  # 2,515 of 3,000 primes
     assert r.trial.final_text.startswith("Done!") and r.trial.nudges == []
 
 
@@ -153,3 +153,20 @@ def test_tool_replay_with_another_path_diverges_with_a_diff(replay, harness, loa
     with pytest.raises(ToolDivergence) as e:
         replay(c, BASELINE, harness)
     assert "-/app/other.json" in e.value.diff and "+/app/recovered.json" in e.value.diff
+
+
+@pytest.mark.parametrize("name, make", [("bash-artifact-claim", "bash_artifact"), ("overflow-8k", None)])
+def test_shape_tool_results_are_what_running_the_calls_gives_now(tmp_path, name, make):
+    """The generator runs every tool call at reconstruct time: rerun, it gives the same results."""
+    import importlib.util
+    from pytest_tbreplay import cassette as cs
+    spec = importlib.util.spec_from_file_location("shapes_gen", SHAPES.parent / "shapes.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    fresh = tmp_path / f"{name}.yaml"
+    if make:
+        getattr(gen, make)(fresh)
+    else:
+        gen.overflow(8192, fresh)
+    results = lambda c: [(r.id, r.name, r.arguments, r.output, r.is_error) for it in c.interactions for r in it.tool_results]
+    assert results(cs.load(fresh)) == results(cs.load(shape(name)))
