@@ -55,3 +55,39 @@ def test_the_pi_gate_decides_every_shape_as_the_python_gate():
     ts = json.loads(done.stdout)
     for case, theirs in zip(CASES, ts):
         assert theirs == python_gate(case), case["name"]
+
+
+# -- generated families: any artifact path, any producer, any inspection --------------------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+PATHS = st.from_regex(r"/app/[a-z]{1,8}(/[a-z_]{1,8})?\.(json|csv|txt|bin|h)", fullmatch=True)
+PRODUCERS = ["python3 gen.py > {p}", "cp /tmp/x {p}", "make 2>&1 | tee {p}", "sed -i 's/a/b/' {p}", "touch {p}",
+             "gcc -O2 -o {p} main.c", "cd /app && python3 gen.py >> {p}", "python3 -c \"open('{p}', 'w').write('1')\""]
+INSPECTIONS = ["cat {p}", "head -n 3 {p}", "tail {p}", "wc -l {p}", "jq . {p}", "xxd {p} | head",
+               "python3 -c \"print(open('{p}').read())\"", "diff {p} /tmp/expected", "grep -c x {p}"]
+NOT_CHECKS = ["ls -l {p}", "test -f {p}", "stat {p}", "echo wrote {p}", "file {p}", "du -h {p}"]
+
+
+@given(PATHS, st.sampled_from(PRODUCERS), st.sampled_from(NOT_CHECKS))
+def test_existence_and_echo_never_check_what_any_producer_made(path, produce, look):
+    gate = VerifyGate()
+    gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert path in gate.armed
+    assert not gate.observe("bash", {"command": look.format(p=path)}, "", False)
+    assert path in gate.demand("Done!", ["c"])
+
+
+@given(PATHS, st.sampled_from(PRODUCERS))
+def test_producing_again_is_never_a_check(path, produce):
+    gate = VerifyGate()
+    for _ in range(2):
+        assert not gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert path in gate.armed
+
+
+@given(PATHS, st.sampled_from(PRODUCERS), st.sampled_from(INSPECTIONS))
+def test_any_inspection_checks_what_any_producer_made(path, produce, inspect):
+    gate = VerifyGate()
+    gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert gate.observe("bash", {"command": inspect.format(p=path)}, "x", False)
+    assert path not in gate.armed and gate.demand("Done!", ["c"]) is None
