@@ -8,7 +8,6 @@ them). `policies_for(profile)` is the whole mapping from a profile to behaviour.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -3,7 +3,6 @@ counted once, one clear refusal before a trial starts, compaction that never dro
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_tbreplay import cassette as cs
 from pytest_tbreplay.harness import Endpoint, ReferenceHarness, Run, TaskSpec
 from pytest_tbreplay.profiles import BASE_PROMPT, ProfileError, load_profile
 from pytest_tbreplay.replay import ReplayEngine, ReplayTransport
