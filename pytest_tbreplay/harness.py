@@ -41,11 +41,13 @@ class TaskSpec:
     instruction: str
     acceptance: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # earlier turns, as when a session is resumed
+    system: str | None = None  # the recorded harness's system prompt (an imported trial keeps pi's)
 
     @classmethod
     def from_cassette(cls, c: Cassette) -> "TaskSpec":
         m = c.metadata
-        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []))
+        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []),
+                   m.get("system_prompt"))
 
 
 @dataclass
@@ -183,7 +185,7 @@ class VerifyBeforeDone(Policy):
         self.task, self.demands = task, 0
 
     def system(self, run, text):
-        return text + "\n\n" + VERIFY_CONTRACT
+        return text if VERIFY_CONTRACT in text else text + "\n\n" + VERIFY_CONTRACT
 
     def on_end(self, run, ans, turn):
         if turn.stop_reason != "stop" or self.demands >= MAX_VERIFY_DEMANDS:
@@ -245,7 +247,7 @@ class Run:
         try:
             # Before any chat request: a profile that cannot fit this server is refused here.
             self.budget = self.p.budget(self._n_ctx())
-            system = SYSTEM
+            system = self.task.system or SYSTEM  # an imported trial keeps the recorded harness's prompt
             for policy in self.policies:
                 system = policy.system(self, system)
             self.messages = [{"role": "system", "content": system}, *self.task.history,

@@ -205,8 +205,11 @@ class PiHarness:
     "print" forces print mode, continuing runs with print_continue.ts as the Harbor agent does."""
     name = "pi"
 
-    def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None):
-        self.profile, self.version, self.mode = profile, version, mode
+    def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None,
+                 logs_dir: Path | None = None):
+        """`logs_dir`: keep pi's logs there as MitigatedPi keeps them in /logs/agent (pi.jsonl,
+        pi.stderr, pi/sessions/), so a live trial can be imported like a Harbor one."""
+        self.profile, self.version, self.mode, self.logs_dir = profile, version, mode, logs_dir
 
     def run(self, task: TaskSpec, endpoint: Endpoint) -> Trial:
         if getattr(task, "history", None):
@@ -214,7 +217,18 @@ class PiHarness:
                              "pi would need them as a session file")
         install_pi(self.version)
         with tempfile.TemporaryDirectory(prefix="tbreplay-pi-") as tmp:
-            return _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode).run()
+            run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode)
+            if self.logs_dir:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+            run.stdout_log = self.logs_dir / "pi.jsonl" if self.logs_dir else None
+            try:
+                return run.run()
+            finally:
+                for name, to in (("sessions", "pi/sessions"), ("stderr.txt", "pi.stderr")) if self.logs_dir else ():
+                    if (Path(tmp) / name).is_dir():
+                        shutil.copytree(Path(tmp) / name, self.logs_dir / to, dirs_exist_ok=True)
+                    elif (Path(tmp) / name).exists():
+                        shutil.copy(Path(tmp) / name, self.logs_dir / to)
 
 
 # One message_update per streamed token: classified by its fixed prefix, never parsed.
@@ -458,9 +472,14 @@ class _PiRun:
                                  head + argument_diff(e["recorded"], e["params"]))
         return self.trial
 
+    stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
+
     def _read(self) -> None:
         """Reader thread: pi's stdout line by line; token events are only counted."""
+        log = open(self.stdout_log, "wb") if self.stdout_log else None
         for line in self.proc.stdout:
+            if log:
+                log.write(line)
             if line.startswith(_UPDATE):
                 kind = _TOKEN_EVENTS.get(line[len(_UPDATE):line.index(b'"', len(_UPDATE))])
                 if kind:
@@ -470,6 +489,8 @@ class _PiRun:
                 self.lines.put(("event", json.loads(line), None))
             except ValueError:
                 continue  # not an event (a stray console line)
+        if log:
+            log.close()
         self.lines.put(None)
 
     def _next(self) -> dict | None:

@@ -46,6 +46,11 @@ class Budget:
     def summary_tokens(self) -> int:
         return int(0.8 * self.reserve_tokens)
 
+    def sizes(self) -> dict[str, int]:
+        """The sizes under the profile's own keys (what a recording states was sent, not `auto`)."""
+        return {"context_window": self.window, "headroom": self.headroom, "max_tokens": self.max_tokens,
+                "reserve_tokens": self.reserve_tokens, "keep_recent_tokens": self.keep_recent_tokens}
+
 
 def auto_sizes(n_ctx: int) -> dict[str, int]:
     """The sizes `auto` stands for. At 262,144 they are the analysis' numbers (§5.1-5.2): a 16,384
