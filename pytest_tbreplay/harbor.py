@@ -70,7 +70,8 @@ class MitigatedPiAgent:
         await self._exec(environment, INSTALL, timeout_sec=900)
         for ext in self.extensions():
             await environment.upload_file(str(pi.EXTENSIONS / ext), f"{ROOT}/ext/{ext}")
-        await environment.upload_file(str(pi.EXTENSIONS / "common.ts"), f"{ROOT}/ext/common.ts")
+        for lib in pi.LIBRARIES:
+            await environment.upload_file(str(pi.EXTENSIONS / lib), f"{ROOT}/ext/{lib}")
 
     def extensions(self) -> list[str]:
         return pi.extensions(self.profile, replay=False) + ["print_continue.ts"]
@@ -89,10 +90,11 @@ class MitigatedPiAgent:
     def files(self, instruction: str, base_url: str, n_ctx: int) -> dict[str, str]:
         """The files run() writes into the container, by path."""
         p, task = self.profile, TaskSpec("harbor", instruction)  # Harbor does not pass the criteria
-        config = pi.extension_config(p, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None)
+        budget = p.budget(n_ctx)  # refuses a profile that cannot fit the server, before pi starts
+        config = pi.extension_config(p, budget, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None)
         return {
-            f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, p.window(n_ctx), p.max_tokens)),
-            f"{ROOT}/agent/settings.json": json.dumps(pi.settings_json(p, self.model)),
+            f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, budget.window, budget.max_tokens)),
+            f"{ROOT}/agent/settings.json": json.dumps(pi.settings_json(p, self.model, budget)),
             f"{ROOT}/extensions.json": json.dumps(config),
             f"{ROOT}/slim_updates.mjs": pi.SLIM_UPDATES_JS,
         }

@@ -2,13 +2,12 @@
 mitigation of the failure analysis as a policy its profile switches on or off.
 
 The loop is pi's: send the conversation, stream the answer, run its tool calls, repeat until the
-model answers without tool calls. The policies hook into that loop at three places: before a
-request (proactive compaction), on a server error (overflow -> compact and retry) and at the end
-of a turn (length nudge, verify-before-done)."""
+model answers without tool calls. It knows no mitigation: it calls hook points, and each policy is
+a small object that implements the hooks it needs (`Policy` lists them, in the order the loop calls
+them). `policies_for(profile)` is the whole mapping from a profile to behaviour."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,31 +16,24 @@ import httpx
 
 from .cassette import Cassette
 from .loopdetect import LoopDetector
-from .profiles import Profile
 from .loading import LOAD_WAIT_S, StillLoading, is_loading, wait_until_loaded
+from .profiles import Budget, Profile
 from .sse import DONE, SSEError, iter_events
-from .tools import CassetteTools, LocalTools, pi_tools
+from .tools import CassetteTools, LocalTools, cut_call_message, parse_partial_json, pi_tools
 from .trial import Trial, Turn
+from .verify import VERIFY_CONTRACT, VerifyGate
 
 SYSTEM = ("You are an expert coding assistant working in a terminal. Use the tools read, bash, edit "
           "and write to complete the user's task. Be concise.")
-VERIFY_CONTRACT = ("Before you declare the task done: (a) run any provided check or test, (b) re-read the "
-                   "file you wrote, (c) claim success only on observed passing output, never because a "
-                   "pattern suggests it.")
 NUDGE = "Your last message was cut off for looping; stop and take a different concrete action."
 SUMMARY_SYSTEM = ("You are a context summarization assistant. Read the conversation and ONLY output the "
                   "structured summary.")
 SUMMARY_ASK = ("Summarize the conversation above with the sections: Goal, Constraints & Preferences, "
                "Progress (Done / In Progress / Blocked), Key Decisions, Next Steps, Critical Context.")
-# A finish that claims success (the "Done!" of failure mode D).
-SUCCESS_CLAIM = re.compile(r"\b(done|completed?|success\w*|recovered|passe[sd]|fixed|works|finished)\b|✅", re.I)
-# A bash command that checks work: a test, a checker, a comparison, or running what was built.
-CHECK = re.compile(r"\b(pytest|unittest|test\w*|check\w*|verif\w*|compare\w*|diff|cmp|assert|sha256sum)\b"
-                   r"|(^|[;&|(]\s*|\$\()\.?/[\w./-]+")
-WRITE_TOOLS = ("write", "edit")
 MAX_NUDGES = 3
 MAX_VERIFY_DEMANDS = 2
 TOOL_RESULT_CUT = 2000  # pi cuts tool results to 2000 chars in what it summarizes
+__all__ = ["NUDGE", "VERIFY_CONTRACT", "ReferenceHarness", "TaskSpec", "Endpoint", "InfraError", "Policy"]
 
 
 @dataclass
@@ -76,7 +68,7 @@ class InfraError(RuntimeError):
 
 
 @dataclass
-class _Answer:
+class Answer:
     status: int
     content: str = ""
     tool_calls: list[dict] = field(default_factory=list)
@@ -86,12 +78,141 @@ class _Answer:
     error: dict | None = None
     tokens: int = 0  # streamed token chunks (llama-server sends one per token)
     reasoning_tokens: int = 0
-    cut: bool = False
+    cut: bool = False  # the loop detector closed the stream
     decode_tps: float | None = None
+
+    @property
+    def length_cut_call(self) -> dict | None:
+        """The tool call a length stop cut in the middle: the last one of a turn that hit max tokens."""
+        return self.tool_calls[-1] if self.finish_reason == "length" and self.tool_calls and not self.cut else None
 
 
 def _tool_names(calls) -> list[str]:
     return [c["function"]["name"] for c in calls]
+
+
+# -- the hook points ------------------------------------------------------------------------------
+class Policy:
+    """A mitigation as hooks of the loop. Each hook does nothing unless a policy overrides it."""
+
+    def system(self, run: "Run", text: str) -> str:
+        """The system prompt (once, before the first request)."""
+        return text
+
+    def request(self, run: "Run", body: dict) -> None:
+        """Change a chat request body before it is sent (every request, summaries included)."""
+
+    def before_send(self, run: "Run") -> None:
+        """Before each step's request (may compact the conversation)."""
+
+    def stream_guard(self, run: "Run") -> LoopDetector | None:
+        """A detector fed with the streamed text; when it trips, the stream is cut."""
+        return None
+
+    def on_error(self, run: "Run", ans: Answer) -> bool:
+        """The server refused the request; True: handled, send the step again."""
+        return False
+
+    def tool_call(self, run: "Run", call: dict, ans: Answer) -> str | None:
+        """Before a tool runs: a text here is its (error) result and the tool does not run."""
+        return None
+
+    def tool_result(self, run: "Run", name: str, args: dict, output: str, is_error: bool, turn: Turn) -> None:
+        """After a tool ran."""
+
+    def on_end(self, run: "Run", ans: Answer, turn: Turn) -> str | None:
+        """The model answered without a tool to run: a text here is sent as the next user message and
+        the trial goes on."""
+        return None
+
+
+class ProactiveCompaction(Policy):
+    """(a) Compact before a request that, plus a full turn, would pass the declared window."""
+
+    def before_send(self, run):
+        if run.estimate() + run.budget.max_tokens > run.budget.window:
+            run.compact("threshold")
+
+
+class OverflowRetry(Policy):
+    """(b) llama-server's exceed-context 400 -> compaction and one retry of the same step."""
+
+    def __init__(self):
+        self.retried_turn = -1
+
+    def on_error(self, run, ans):
+        overflow = ans.error.get("type") == "exceed_context_size_error" or \
+            "exceeds the available context size" in str(ans.error.get("message"))
+        if not overflow or self.retried_turn == len(run.trial.turns):
+            return False
+        self.retried_turn = len(run.trial.turns)
+        return run.compact("overflow")
+
+
+class LoopGuard(Policy):
+    """(d) The streaming loop detector."""
+
+    def stream_guard(self, run):
+        return LoopDetector()
+
+
+class LengthNudge(Policy):
+    """(e) A length stop never ends the trial silently: a text cut gets the nudge; a tool call cut
+    mid-arguments is not run, and its result tells the model where it was cut."""
+
+    def __init__(self):
+        self.nudges = 0
+
+    def tool_call(self, run, call, ans):
+        if call is not ans.length_cut_call:
+            return None
+        text = cut_call_message(call["function"]["name"], parse_partial_json(call["function"]["arguments"]),
+                                run.budget.max_tokens)
+        run.trial.nudges.append(text)
+        return text
+
+    def on_end(self, run, ans, turn):
+        if turn.stop_reason == "length" and self.nudges < MAX_NUDGES:
+            self.nudges += 1
+            run.trial.nudges.append(NUDGE)
+            return NUDGE
+        return None
+
+
+class VerifyBeforeDone(Policy):
+    """(f) The contract in the system prompt, and a success claim over unchecked output is sent back."""
+
+    def __init__(self, task: TaskSpec):
+        self.task, self.demands = task, 0
+
+    def system(self, run, text):
+        return text if VERIFY_CONTRACT in text else text + "\n\n" + VERIFY_CONTRACT
+
+    def on_end(self, run, ans, turn):
+        if turn.stop_reason != "stop" or self.demands >= MAX_VERIFY_DEMANDS:
+            return None
+        demand = run.gate.demand(ans.content, self.task.acceptance)
+        if demand:
+            self.demands += 1
+            run.trial.verify_demands.append(demand)
+        return demand
+
+
+class DrySampler(Policy):
+    """(i) DRY sampler fields in every request."""
+
+    def __init__(self, fields: dict):
+        self.fields = fields
+
+    def request(self, run, body):
+        body.update(self.fields)
+
+
+def policies_for(p: Profile, task: TaskSpec) -> list[Policy]:
+    wanted = [(p.dry, lambda: DrySampler(p.dry)), (p.proactive_compaction, ProactiveCompaction),
+              (p.overflow_retry, OverflowRetry), (p.loop_detector, LoopGuard), (p.length_nudge, LengthNudge),
+              (p.verify_before_done, lambda: VerifyBeforeDone(task))]
+    return [make() for on, make in wanted if on]
 
 
 class ReferenceHarness:
@@ -101,27 +222,24 @@ class ReferenceHarness:
         self.profile = profile
 
     def run(self, task: TaskSpec, endpoint: Endpoint) -> Trial:
-        return _Run(self.profile, task, endpoint).run()
+        return Run(self.profile, task, endpoint).run()
 
 
-class _Run:
-    """One trial: the conversation and the bookkeeping the policies need."""
+class Run:
+    """One trial: the conversation, the loop, and what the policies read (budget, gate, trial)."""
 
     def __init__(self, profile: Profile, task: TaskSpec, endpoint: Endpoint):
         self.p, self.task, self.ep = profile, task, endpoint
+        self.policies = policies_for(profile, task)
         self.client = httpx.Client(base_url=endpoint.url, transport=endpoint.transport,
                                    timeout=httpx.Timeout(endpoint.timeout_s, connect=10.0))
         self.tools = CassetteTools(endpoint.cassette) if endpoint.cassette else LocalTools(endpoint.workdir or Path.cwd())
         self.trial = Trial(task.name, "reference", profile.name)
-        system = task.system or SYSTEM
-        if profile.verify_before_done and VERIFY_CONTRACT not in system:
-            system += "\n\n" + VERIFY_CONTRACT
-        self.messages: list[dict] = [{"role": "system", "content": system}, *task.history,
-                                     {"role": "user", "content": task.instruction}]
-        self.files_written: list[str] = []
-        self.unverified_writes = False
+        self.gate = VerifyGate()  # what was produced and what checked it (telemetry and policy f)
+        self.messages: list[dict] = []
         self.chars_per_token = 4.0  # refined from each answer's prompt_tokens
-        self.window: int | None = None
+        self.budget: Budget | None = None
+        self.compacted: str | None = None  # the compaction the next turn starts from
         self._loading_since: float | None = None  # the first 503 Loading model of a row
 
     # -- the loop ---------------------------------------------------------------------
@@ -129,7 +247,13 @@ class _Run:
         start = time.monotonic()
         self.deadline = start + self.ep.budget_s if self.ep.budget_s else None
         try:
-            self.window = self.p.window(self._n_ctx())
+            # Before any chat request: a profile that cannot fit this server is refused here.
+            self.budget = self.p.budget(self._n_ctx())
+            system = self.task.system or SYSTEM  # an imported trial keeps the recorded harness's prompt
+            for policy in self.policies:
+                system = policy.system(self, system)
+            self.messages = [{"role": "system", "content": system}, *self.task.history,
+                             {"role": "user", "content": self.task.instruction}]
             self._loop()
         except InfraError as e:
             self.trial.outcome, self.trial.error, self.trial.stop_reason = "infra", str(e), "error"
@@ -142,33 +266,25 @@ class _Run:
         return self.trial
 
     def _loop(self) -> None:
-        compaction = None
         while len(self.trial.turns) < self.p.max_turns:
-            if self.p.proactive_compaction and self._estimate() + self.p.max_tokens > self.window:
-                compaction = self._compact("threshold")
+            for policy in self.policies:
+                policy.before_send(self)
             ans = self._send()
-            if ans.error and self._is_overflow(ans) and self.p.overflow_retry and compaction != "overflow":
-                compaction = self._compact("overflow")
-                continue  # the retry: the same step with the compacted history
-            turn = self._record_turn(ans, compaction)
-            compaction = None
+            if ans.error and any(policy.on_error(self, ans) for policy in self.policies):
+                continue  # the same step again, from the changed conversation
+            turn = self._record_turn(ans)
             if ans.error:
                 self._end("error", error=self._error_text(ans))
                 return
             self.messages.append(self._assistant_message(ans))
             if ans.tool_calls and not ans.cut:
-                self._run_tools(ans.tool_calls, turn)
+                self._run_tools(ans, turn)
                 continue
-            if turn.stop_reason == "length":
-                if self.p.length_nudge and len(self.trial.nudges) < MAX_NUDGES:
-                    self._say(NUDGE, self.trial.nudges)
-                    continue
-                self._end("length")
-                return
-            if self._needs_verification(ans.content):
-                self._say(self._verify_demand(), self.trial.verify_demands)
+            say = next((s for policy in self.policies if (s := policy.on_end(self, ans, turn))), None)
+            if say:
+                self.messages.append({"role": "user", "content": say})
                 continue
-            self._end("stop")
+            self._end(turn.stop_reason)
             return
         self._end("aborted", error=f"turn limit {self.p.max_turns} reached")
 
@@ -179,28 +295,25 @@ class _Run:
         last = self.messages[-1]
         self.trial.final_text = (last.get("content") or "") if last["role"] == "assistant" else ""
 
-    def _say(self, text: str, log: list[str]) -> None:
-        log.append(text)
-        self.messages.append({"role": "user", "content": text})
-
     # -- one request ------------------------------------------------------------------
-    def _request(self, messages: list[dict], max_tokens: int, tools: bool = True) -> dict:
+    def request_body(self, messages: list[dict], max_tokens: int, tools: bool = True) -> dict:
         body = {"model": self.ep.model, "messages": messages, "stream": True,
                 "stream_options": {"include_usage": True}, "max_tokens": max_tokens}
         if tools:
             body["tools"] = pi_tools()
-        if self.p.dry:
-            body.update(self.p.dry)
+        for policy in self.policies:
+            policy.request(self, body)
         return body
 
-    def _send(self) -> _Answer:
-        body = self._request(self.messages, self.p.max_tokens)
-        ans = self._stream(body, LoopDetector() if self.p.loop_detector else None)
+    def _send(self) -> Answer:
+        body = self.request_body(self.messages, self.budget.max_tokens)
+        guards = [g for policy in self.policies if (g := policy.stream_guard(self))]
+        ans = self._stream(body, guards[0] if guards else None)
         if ans.usage.get("prompt_tokens"):
             self.chars_per_token = _chars(body) / ans.usage["prompt_tokens"]
         return ans
 
-    def _stream(self, body: dict, detector: LoopDetector | None) -> _Answer:
+    def _stream(self, body: dict, detector: LoopDetector | None) -> Answer:
         self.trial.requests.append(body)
         timeout = self.ep.timeout_s
         if self.deadline:
@@ -215,14 +328,14 @@ class _Run:
                         resp.read()
                         if self._loading(resp):
                             continue
-                        return _Answer(resp.status_code, error=_error_of(resp))
+                        return Answer(resp.status_code, error=_error_of(resp))
                     return self._read_stream(resp, detector)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, SSEError) as e:
             raise InfraError(f"llama-server at {self.ep.url}: {type(e).__name__}: {e}. Is it running? "
                              "Start it (tbreplay server) or pass --server-url") from None
 
-    def _read_stream(self, resp: httpx.Response, detector: LoopDetector | None) -> _Answer:
-        ans, calls = _Answer(200), {}
+    def _read_stream(self, resp: httpx.Response, detector: LoopDetector | None) -> Answer:
+        ans, calls = Answer(200), {}
         try:
             self._consume(iter_events(resp.iter_raw()), detector, ans, calls)
         except (httpx.TransportError, SSEError) as e:
@@ -236,7 +349,7 @@ class _Run:
         ans.tool_calls = [calls[i] for i in sorted(calls)]
         return ans
 
-    def _consume(self, events, detector: LoopDetector | None, ans: _Answer, calls: dict) -> None:
+    def _consume(self, events, detector: LoopDetector | None, ans: Answer, calls: dict) -> None:
         first = last = None
         for data in events:
             if data == DONE:
@@ -264,7 +377,7 @@ class _Run:
                 ans.decode_tps = (ans.tokens - 1) / (last - first)
 
     # -- turn bookkeeping -------------------------------------------------------------
-    def _record_turn(self, ans: _Answer, compaction: str | None) -> Turn:
+    def _record_turn(self, ans: Answer) -> Turn:
         stop = ("error" if ans.error else "length" if ans.finish_reason == "length"
                 else "toolUse" if ans.tool_calls else "stop")
         completion = ans.tokens if ans.cut else ans.usage.get("completion_tokens", ans.tokens)
@@ -272,80 +385,66 @@ class _Run:
         prompt = ans.usage.get("prompt_tokens") or round(_chars(self.trial.requests[-1]) / self.chars_per_token)
         turn = Turn(len(self.trial.turns), stop, prompt_tokens=prompt,
                     completion_tokens=completion, reasoning_tokens=ans.reasoning_tokens,
-                    text_tokens=completion - ans.reasoning_tokens, compaction=compaction,
+                    text_tokens=completion - ans.reasoning_tokens, compaction=self.compacted,
                     cut_by="loop_detector" if ans.cut else None, tool_calls=_tool_names(ans.tool_calls),
                     decode_tps=ans.decode_tps, server_tps=ans.timings.get("predicted_per_second"))
+        self.compacted = None
         self.trial.turns.append(turn)
         return turn
 
     @staticmethod
-    def _assistant_message(ans: _Answer) -> dict:
+    def _assistant_message(ans: Answer) -> dict:
         msg = {"role": "assistant", "content": ans.content}
         if ans.tool_calls and not ans.cut:
             msg["tool_calls"] = ans.tool_calls
+            if cut := ans.length_cut_call:
+                # As pi sends it back: the cut arguments as parsed so far, so the server can read them.
+                args = json.dumps(parse_partial_json(cut["function"]["arguments"]), ensure_ascii=False)
+                msg["tool_calls"] = ans.tool_calls[:-1] + [dict(cut, function=dict(cut["function"], arguments=args))]
         return msg
 
-    def _run_tools(self, calls: list[dict], turn: Turn) -> None:
-        for call in calls:
+    def _run_tools(self, ans: Answer, turn: Turn) -> None:
+        for call in ans.tool_calls:
             name, raw = call["function"]["name"], call["function"]["arguments"]
-            try:
-                args = json.loads(raw or "{}")
-            except ValueError:
-                output, is_error = f"invalid JSON arguments: {raw[:200]}", True
-            else:
-                output, is_error = self.tools(call["id"], name, args)
-                turn.verifier_ran |= self._track(name, args)
+            output = next((t for policy in self.policies if (t := policy.tool_call(self, call, ans))), None)
+            if output is None:
+                # pi runs what its streaming JSON parser made of the arguments, cut or not.
+                args = parse_partial_json(raw) if call is ans.length_cut_call else _json_args(raw)
+                if args is None:
+                    output, is_error = f"invalid JSON arguments: {raw[:200]}", True
+                else:
+                    output, is_error = self.tools(call["id"], name, args)
+                    turn.verifier_ran |= self.gate.observe(name, args, output, is_error)
+                    for policy in self.policies:
+                        policy.tool_result(self, name, args, output, is_error, turn)
             self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
 
-    def _track(self, name: str, args: dict) -> bool:
-        """Note writes and checks for verify-before-done; True if this call checked the work."""
-        if name in WRITE_TOOLS:
-            self.files_written += [args["path"]] if args.get("path") not in self.files_written else []
-            self.unverified_writes = True
-            return False
-        text = args.get("command", "") if name == "bash" else args.get("path", "")
-        checked = (name == "bash" and bool(CHECK.search(text))) or any(f in text for f in self.files_written)
-        if checked:
-            self.unverified_writes = False
-        return checked
-
-    # -- policies ---------------------------------------------------------------------
-    def _needs_verification(self, content: str) -> bool:
-        return (self.p.verify_before_done and self.unverified_writes and bool(SUCCESS_CLAIM.search(content))
-                and len(self.trial.verify_demands) < MAX_VERIFY_DEMANDS)
-
-    def _verify_demand(self) -> str:
-        criteria = "\n".join(f"- {c}" for c in self.task.acceptance) or "- (see the task)"
-        return (f"You claimed success, but nothing has checked your work since you last wrote "
-                f"{', '.join(self.files_written)}: no test or check ran and the output was not re-read. "
-                f"Verify it now against the task's acceptance criteria and report only what the output "
-                f"shows:\n{criteria}")
-
-    @staticmethod
-    def _is_overflow(ans: _Answer) -> bool:
-        return ans.error.get("type") == "exceed_context_size_error" or \
-            "exceeds the available context size" in str(ans.error.get("message"))
-
-    def _estimate(self) -> int:
+    # -- compaction -------------------------------------------------------------------
+    def estimate(self) -> int:
         """Tokens of the next request: its size at the ratio the server last reported."""
-        return round(_chars(self._request(self.messages, self.p.max_tokens)) / self.chars_per_token)
+        return round(_chars(self.request_body(self.messages, self.budget.max_tokens)) / self.chars_per_token)
 
-    def _compact(self, reason: str) -> str:
-        """pi's compaction: summarize the older messages with the model, keep the recent ones."""
+    def compact(self, reason: str) -> bool:
+        """pi's compaction: summarize the older messages with the model, keep the recent ones. The
+        task instruction is never lost: the summary starts with it verbatim. Without a complete
+        step to summarize (before the first answers) nothing is compacted; False then."""
         cut = self._cut_point()
         old, recent = self.messages[1:cut], self.messages[cut:]
+        if not any(m["role"] == "assistant" for m in old):
+            return False
         conversation = "\n\n".join(_serialize(m) for m in old)
-        body = self._request([{"role": "system", "content": SUMMARY_SYSTEM},
-                              {"role": "user", "content": f"<conversation>\n{conversation}\n</conversation>\n\n{SUMMARY_ASK}"}],
-                             int(0.8 * self.p.reserve_tokens), tools=False)
+        body = self.request_body([{"role": "system", "content": SUMMARY_SYSTEM},
+                                  {"role": "user", "content": f"<conversation>\n{conversation}\n</conversation>\n\n{SUMMARY_ASK}"}],
+                                 self.budget.summary_tokens, tools=False)
         ans = self._stream(body, None)
         if ans.error:
             raise InfraError(f"compaction failed: {self._error_text(ans)}")
-        summary = (self._anchor() + "\n\n" if self.p.anchored_summary else "") + ans.content
-        self.trial.compactions.append({"reason": reason, "tokens_before": self._estimate(), "summary": summary})
+        summary = anchor(self.task, self.gate.artifacts, self.p.anchored_summary) + "\n\n" + ans.content
+        self.trial.compactions.append({"reason": reason, "tokens_before": self.estimate(), "summary": summary})
         self.messages = [self.messages[0], {"role": "user", "content": "The conversation so far was compacted "
                                             f"into this summary:\n<summary>\n{summary}\n</summary>"}, *recent]
-        return reason
+        self.compacted = reason
+        return True
 
     def _cut_point(self) -> int:
         """Keep the newest messages worth keep_recent_tokens, starting at an assistant turn so no
@@ -355,16 +454,9 @@ class _Run:
             kept += len(json.dumps(self.messages[i])) / self.chars_per_token
             if self.messages[i]["role"] == "assistant":
                 cut = i
-                if kept >= self.p.keep_recent_tokens:
+                if kept >= self.budget.keep_recent_tokens:
                     break
         return cut
-
-    def _anchor(self) -> str:
-        """The task-anchored part of a summary: kept verbatim, never paraphrased by the model."""
-        criteria = "\n".join(f"- {c}" for c in self.task.acceptance)
-        files = "\n".join(f"- {f}" for f in self.files_written) or "- (none yet)"
-        return (f"## Original task (verbatim)\n{self.task.instruction}\n\n## Acceptance criteria\n{criteria}\n\n"
-                f"## Files written so far\n{files}")
 
     def _n_ctx(self) -> int | None:
         try:
@@ -375,7 +467,7 @@ class _Run:
             raise InfraError(f"llama-server at {self.ep.url} is down ({e}): start it (tbreplay server) or "
                              "pass --server-url") from None
         except (ValueError, KeyError):
-            return None  # a proxy without /props (llama-swap): auto windows then fail with a clear error
+            return None  # a proxy without /props (llama-swap): auto sizes then fail with a clear error
 
     def _loading(self, resp: httpx.Response) -> bool:
         """True after waiting (bounded) for a server that answered 503 Loading model: not the
@@ -394,8 +486,27 @@ class _Run:
         return True
 
     @staticmethod
-    def _error_text(ans: _Answer) -> str:
+    def _error_text(ans: Answer) -> str:
         return f"{ans.error.get('code', ans.status)} {ans.error.get('message', ans.error)}"
+
+
+def anchor(task: TaskSpec, files: list[str], anchored: bool) -> str:
+    """What a summary starts with, kept verbatim, never paraphrased by the model: always the task
+    instruction; with (g) also the acceptance criteria and the files produced so far."""
+    text = f"## Original task (verbatim)\n{task.instruction}"
+    if anchored:
+        criteria = "\n".join(f"- {c}" for c in task.acceptance) or "- (see the task)"
+        written = "\n".join(f"- {f}" for f in files) or "- (none yet)"
+        text += f"\n\n## Acceptance criteria\n{criteria}\n\n## Files written so far\n{written}"
+    return text
+
+
+def _json_args(raw: str) -> dict | None:
+    try:
+        args = json.loads(raw or "{}")
+    except ValueError:
+        return None
+    return args if isinstance(args, dict) else None
 
 
 def _chars(body: dict) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -137,6 +137,22 @@ def import_trial(path: Path, n_ctx: int | None = None) -> cs.Cassette:
     return _Importer(t, session, n_ctx).cassette()
 
 
+def _int(value, default: int) -> int:
+    """A size from a profile; `auto` unresolved (n_ctx unknown) gives pi's default."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _resolved(profile: dict, n_ctx: int | None) -> dict:
+    """The profile with its `auto` sizes as the trial ran them: what the server's n_ctx gave."""
+    if n_ctx is None or "auto" not in profile.values():
+        return profile
+    known = {f.name for f in fields(Profile)}
+    try:
+        return profile | Profile(**{k: v for k, v in profile.items() if k in known}).budget(n_ctx).sizes()
+    except (ProfileError, TypeError):
+        return profile
+
+
 class _Importer:
     def __init__(self, t: Trial, session: Session, n_ctx: int | None):
         self.t, self.session = t, session
@@ -144,8 +160,8 @@ class _Importer:
         self.manifest = _read_json(t.file("agent", "tbreplay.json")) if t.layout == "mitigated-pi" else None
         self.template = _read_json(t.file("agent", "tbreplay-request.json")) if t.layout == "mitigated-pi" else None
         self.synthesized: set[str] = set()
-        self.profile = self._profile()
         self.n_ctx, self.n_ctx_source = self._n_ctx(n_ctx)
+        self.profile = _resolved(self._profile(), self.n_ctx)
         self.deltas: dict = {}
 
     # -- configuration the trial ran with --------------------------------------------------------
@@ -183,7 +199,7 @@ class _Importer:
     def _rebuilt_template(self, call: Call) -> dict:
         self.synthesized.add("request fields other than messages (pi 0.73.1 defaults and the profile)")
         body = {"model": call.message.get("model", "local"), "stream": True, "stream_options": {"include_usage": True},
-                "store": False, "max_completion_tokens": min(int(self.profile.get("max_tokens") or 16384), 32000),
+                "store": False, "max_completion_tokens": min(_int(self.profile.get("max_tokens"), 16384), 32000),
                 "tools": pi_tools()}
         return body | (self.profile.get("dry") or {})
 

@@ -29,18 +29,20 @@ from pathlib import Path
 
 import httpx
 
-from .harness import (CHECK, MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUCCESS_CLAIM, SUMMARY_ASK, SUMMARY_SYSTEM,
-                      TOOL_RESULT_CUT, VERIFY_CONTRACT, WRITE_TOOLS, Endpoint, InfraError, TaskSpec)
+from .harness import (MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUMMARY_ASK, SUMMARY_SYSTEM, TOOL_RESULT_CUT, Endpoint,
+                      InfraError, TaskSpec)
 from .llama import CACHE
 from .loopdetect import LoopDetector
-from .profiles import Profile
-from .tools import ToolReplayError
+from .profiles import Budget, Profile
+from .tools import CUT_CALL, ToolDivergence, ToolReplayError, argument_diff
 from .trial import Trial, Turn
+from .verify import SUCCESS_CLAIM, VERIFY_CONTRACT, VerifyGate, rules
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
 NODE_MIN = (20, 6)  # pi 0.73.1's engines field
 EXTENSIONS = Path(__file__).parent / "pi_extensions"
+LIBRARIES = ("common.ts", "gate.ts", "summary.ts", "loopdetect.ts")  # modules the extensions import (not extensions)
 PROVIDER = "tbreplay"
 # Preloaded into pi (NODE_OPTIONS=--import): print message_update events without their `partial`
 # and `message` copies of the whole message so far. pi prints one per streamed token, so the
@@ -142,16 +144,17 @@ def uses_rpc(p: Profile) -> bool:
 def extensions(p: Profile, replay: bool) -> list[str]:
     """The extension files for a profile, in load order (order matters for before_provider_request:
     replay_tools.ts logs the payload after payload.ts changed it)."""
-    compaction = p.proactive_compaction or p.overflow_retry
     wanted = [
         ("payload.ts", bool(p.dry)),
         ("loop_guard.ts", p.loop_detector),
         ("length_nudge.ts", p.length_nudge),
         ("verify.ts", p.verify_before_done),
-        # Whenever a profile compacts: it keeps the last step, cancels an unwanted kind (pi has one
-        # switch for both), anchors the summary if asked, and does the proactive kind inside a run
-        # (before the request that would pass the window), which pi itself does only between runs.
-        ("compaction.ts", compaction),
+        # pi's own compaction, shaped: it keeps the last step, cancels an unwanted kind (pi has one
+        # switch for both), starts the summary with the task (anchored if asked).
+        ("compaction.ts", p.compacts),
+        # Proactive compaction inside a run (before the request that would pass the window), which
+        # pi itself does only between runs.
+        ("run_compaction.ts", p.proactive_compaction),
         ("replay_tools.ts", replay),
     ]
     return [name for name, on in wanted if on]
@@ -165,28 +168,29 @@ def models_json(base_url: str, model: str, window: int, max_tokens: int) -> dict
         "models": [{"id": model, "contextWindow": window, "maxTokens": max_tokens, "reasoning": False}]}}}
 
 
-def settings_json(p: Profile, model: str) -> dict:
+def settings_json(p: Profile, model: str, budget: Budget) -> dict:
     return {"defaultProvider": PROVIDER, "defaultModel": model, "quietStartup": True,
             "enableInstallTelemetry": False,
             # Off in baseline: there the overflow compaction would only start after print mode
             # stopped printing (the trial is lost either way), and its summary request would reach
             # the server unseen.
-            "compaction": {"enabled": p.proactive_compaction or p.overflow_retry,
-                           "reserveTokens": p.reserve_tokens, "keepRecentTokens": p.keep_recent_tokens}}
+            "compaction": {"enabled": p.compacts,
+                           "reserveTokens": budget.reserve_tokens, "keepRecentTokens": budget.keep_recent_tokens}}
 
 
-def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log: Path,
+def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, model: str, log: Path,
                      tool_results: Path | None) -> dict:
-    """What the extensions read (TBREPLAY_PI_CONFIG): texts and patterns come from harness.py and
-    loopdetect.py, so both harnesses apply the same policies."""
+    """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
+    Python modules, so both harnesses apply the same policies."""
     return {"log": str(log), "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
             "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
-            "max_verify_demands": MAX_VERIFY_DEMANDS, "check_pattern": CHECK.pattern,
+            "max_verify_demands": MAX_VERIFY_DEMANDS, "verify_rules": {k: v for k, v in rules().items() if k != "_re"},
             "success_pattern": SUCCESS_CLAIM.pattern, "summary_system": SUMMARY_SYSTEM,
-            "summary_ask": SUMMARY_ASK, "tool_result_cut": TOOL_RESULT_CUT,
-            "reserve_tokens": p.reserve_tokens, "keep_recent_tokens": p.keep_recent_tokens,
+            "summary_ask": SUMMARY_ASK, "tool_result_cut": TOOL_RESULT_CUT, "cut_call": CUT_CALL,
+            "max_tokens": budget.max_tokens, "summary_tokens": budget.summary_tokens,
+            "keep_recent_tokens": budget.keep_recent_tokens, "length_nudge": p.length_nudge,
             "proactive_compaction": p.proactive_compaction,
             "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
             "loop": LoopDetector().params()}
@@ -255,9 +259,9 @@ class _TrialBuilder:
     trial: Trial
     streaming: _Streaming = field(default_factory=_Streaming)
     compaction: str | None = None  # a finished compaction the next turn starts from
-    compacted_turns: dict[int, str] = field(default_factory=dict)  # turn index -> reason (compaction.ts, in a run)
-    files_written: list[str] = field(default_factory=list)
-    unverified: bool = False
+    compacted_turns: dict[int, str] = field(default_factory=dict)  # turn index -> reason (run_compaction.ts)
+    gate: VerifyGate = field(default_factory=VerifyGate)  # for telemetry: which turns checked output
+    tool_args: dict[str, tuple[str, dict]] = field(default_factory=dict)  # running tool calls by id
     cut_messages: set[int] = field(default_factory=set)  # assistant message ordinals the loop guard cut
     conversation: list[dict] = field(default_factory=list)  # pi messages, for print mode
     last_assistant: dict | None = None
@@ -276,6 +280,12 @@ class _TrialBuilder:
             self.conversation.append(e["message"])
             if e["message"]["role"] == "assistant":
                 self._turn(e["message"])
+        elif t == "tool_execution_start":
+            self.tool_args[e["toolCallId"]] = (e["toolName"], e.get("args") or {})
+        elif t == "tool_execution_end" and e["toolCallId"] in self.tool_args and self.trial.turns:
+            name, args = self.tool_args.pop(e["toolCallId"])
+            output = _text(e.get("result") or {})
+            self.trial.turns[-1].verifier_ran |= self.gate.observe(name, args, output, bool(e.get("isError")))
         elif t == "compaction_end" and e.get("result"):
             r = e["result"]
             self.trial.compactions.append({"reason": e["reason"], "tokens_before": r["tokensBefore"],
@@ -295,19 +305,9 @@ class _TrialBuilder:
                     compaction=self.compaction or self.compacted_turns.pop(index, None),
                     cut_by="loop_detector" if cut else None, tool_calls=[c["name"] for c in calls],
                     decode_tps=(s.tokens - 1) / (s.last - s.first) if s.tokens > 1 and s.last > s.first else None)
-        for c in calls:
-            turn.verifier_ran |= self._track(c["name"], c.get("arguments") or {})
         self.compaction = None
         self.trial.turns.append(turn)
         self.last_assistant = m
-
-    def _track(self, name: str, args: dict) -> bool:
-        """harness._Run._track: writes make the work unverified, a check or re-read verifies it."""
-        if name in WRITE_TOOLS:
-            self.files_written += [args["path"]] if args.get("path") not in self.files_written else []
-            return False
-        text = args.get("command", "") if name == "bash" else args.get("path", "")
-        return (name == "bash" and bool(CHECK.search(text))) or any(f in text for f in self.files_written)
 
     def finish(self, messages: list[dict] | None) -> None:
         tr, last = self.trial, self.last_assistant
@@ -350,6 +350,45 @@ def openai_message(m: dict) -> dict | None:
     return None
 
 
+class RunState:
+    """Whether pi in RPC mode is really idle, from its events. A run may be followed by more work
+    pi starts itself: a compaction (compaction_start after agent_end), the retry after an overflow
+    compaction (compaction_end willRetry, then agent.continue() 100 ms later), an auto-retry. So
+    after anything that may have left pi idle the driver asks (get_state, answered after whatever
+    pi emits synchronously with agent_end), and pi is idle only if nothing started meanwhile and
+    pi itself says it is neither streaming nor compacting."""
+
+    def __init__(self):
+        self.prompting, self.busy, self.compacting, self.retry = True, False, False, False
+        self.asked: str | None = None  # the id of the get_state in flight
+
+    def prompted(self) -> None:
+        self.prompting = True
+
+    def event(self, e: dict) -> str | None:
+        """"ask" (send get_state), "idle" (pi is idle: say the next thing or stop), or None."""
+        t = e.get("type")
+        if t == "agent_start":
+            self.prompting, self.busy, self.retry = False, True, False
+        elif t == "agent_end":
+            self.busy = False
+        elif t == "compaction_start":
+            self.compacting = True
+        elif t == "compaction_end":
+            self.compacting, self.retry = False, self.retry or bool(e.get("willRetry"))
+        elif t == "auto_retry_start":
+            self.retry = True
+        elif t == "response" and self.asked and e.get("id") == self.asked:
+            self.asked, data = None, e.get("data") or {}
+            if self.prompting or self.busy or self.compacting or self.retry or data.get("isStreaming") \
+                    or data.get("isCompacting"):
+                return None
+            return "idle"
+        if t in ("agent_end", "compaction_end") and not self.asked:
+            return "ask"
+        return None
+
+
 class _PiRun:
     def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, pi: Path, mode: str | None = None):
         self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
@@ -370,17 +409,19 @@ class _PiRun:
         agent, work = self.tmp / "agent", self.ep.workdir or self.tmp / "work"
         agent.mkdir()
         work.mkdir(parents=True, exist_ok=True)
-        window = self.p.window(n_ctx_of(self.ep.url))
+        budget = self.budget
         base_url = self.ep.url.rstrip("/") + "/v1"
-        (agent / "models.json").write_text(json.dumps(models_json(base_url, self.ep.model, window, self.p.max_tokens)))
-        (agent / "settings.json").write_text(json.dumps(settings_json(self.p, self.ep.model)))
+        (agent / "models.json").write_text(json.dumps(models_json(base_url, self.ep.model, budget.window, budget.max_tokens)))
+        (agent / "settings.json").write_text(json.dumps(settings_json(self.p, self.ep.model, budget)))
         results = None
         if self.ep.cassette:
             results = self.tmp / "tool_results.json"
-            results.write_text(json.dumps({r.id: {"output": r.output, "is_error": r.is_error}
+            results.write_text(json.dumps({r.id: {"name": r.name, "arguments": r.arguments, "output": r.output,
+                                                  "is_error": r.is_error}
                                            for it in self.ep.cassette.interactions for r in it.tool_results}))
         config = self.tmp / "extensions.json"
-        config.write_text(json.dumps(extension_config(self.p, self.task, base_url, self.ep.model, self.log, results)))
+        config.write_text(json.dumps(extension_config(self.p, budget, self.task, base_url, self.ep.model, self.log,
+                                                      results)))
         self.log.touch()
         args = [str(self.pi), "--mode", "rpc" if self.rpc else "json", "--session-dir", str(self.tmp / "sessions"),
                 "--provider", PROVIDER, "--model", self.ep.model,
@@ -403,6 +444,8 @@ class _PiRun:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> Trial:
         start = self.started = time.monotonic()
+        # Before pi starts: a profile that cannot fit this server is refused here (ProfileError).
+        self.budget = self.p.budget(n_ctx_of(self.ep.url))
         args, where = self._write_config()
         stderr = open(self.tmp / "stderr.txt", "w+")
         # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.
@@ -433,6 +476,11 @@ class _PiRun:
         if missing := [e for e in self._log_entries if e["kind"] == "tool_missing"]:
             raise ToolReplayError(f"{self.ep.cassette.path}: no recorded result for tool call "
                                   f"{missing[0]['id']} {missing[0]['name']}; replay does not run commands")
+        if diverged := [e for e in self._log_entries if e["kind"] == "tool_diverged"]:
+            e = diverged[0]
+            head = f"recorded tool {e['recorded_name']}, sent {e['name']}\n" if e["recorded_name"] != e["name"] else ""
+            raise ToolDivergence(str(self.ep.cassette.path), e["id"], e["name"],
+                                 head + argument_diff(e["recorded"], e["params"]))
         return self.trial
 
     stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
@@ -496,41 +544,25 @@ class _PiRun:
         return command["id"]
 
     def _drive(self) -> list[dict] | None:
-        """Prompt, then after each run wait until pi is really idle (a compaction, an overflow retry
-        or an auto-retry may follow agent_end) and send what the extensions asked for, if anything."""
+        """Prompt, then after each run wait until pi is really idle (RunState) and send what the
+        extensions asked for, if anything."""
         self._send({"type": "prompt", "message": self.task.instruction})
-        prompting, busy, compacting, retry, asked = True, False, False, False, None
+        state = RunState()
         while True:
             e = self._next()
             if e is None:
                 self.trial.outcome, self.trial.error = "infra", "pi exited in RPC mode"
                 return None
-            t = e.get("type")
-            if t == "agent_start":
-                prompting, busy, retry = False, True, False
-            elif t == "agent_end":
-                busy = False
-            elif t == "compaction_start":
-                compacting = True
-            elif t == "compaction_end":
-                compacting, retry = False, retry or bool(e.get("willRetry"))
-            elif t == "auto_retry_start":
-                retry = True
-            elif t == "response" and not e.get("success"):
+            if e.get("type") == "response" and not e.get("success"):
                 raise InfraError(f"pi refused {e.get('command')}: {e.get('error')}")
-            elif t == "response" and e["id"] == asked:
-                asked, data = None, e["data"]
-                if prompting or busy or compacting or retry or data["isStreaming"] or data["isCompacting"]:
-                    continue
+            action = state.event(e)
+            if action == "ask":
+                state.asked = self._send({"type": "get_state"})
+            elif action == "idle":
                 if (say := self._next_message()) is None:
                     break
                 self._send({"type": "prompt", "message": say})
-                prompting = True
-                continue
-            # Anything that may have left pi idle: ask (get_state is answered after whatever pi
-            # emits synchronously with agent_end, such as compaction_start).
-            if t in ("agent_end", "compaction_end") and not asked:
-                asked = self._send({"type": "get_state"})
+                state.prompted()
         want = self._send({"type": "get_messages"})
         while (e := self._next()) is not None:
             if e.get("type") == "response" and e.get("id") == want:
@@ -559,6 +591,8 @@ class _PiRun:
                 self._pending.append(entry)
             elif entry["kind"] == "cut":
                 self.build.cut_messages.add(entry["message"])
+            elif entry["kind"] == "cut_call":  # length_nudge.ts blocked a tool call a length stop cut
+                self.trial.nudges.append(entry["text"])
             elif entry["kind"] == "request":
                 self.trial.requests.append(entry["body"])
             elif entry["kind"] == "compaction":  # compaction.ts compacted the request of this turn

@@ -190,7 +190,7 @@ def live(request, llama_server, pytestconfig, tmp_path):
 def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: str, server, model: str) -> dict:
     # server.model is the name the harness asked for: what llama-swap routes on, and what replay sends.
     return {"format": cs.FORMAT, "task": task.name, "provenance": "recorded", "server": server.metadata | {"model": model},
-            "harness_profile": {"harness": harness} | asdict(profile),
+            "harness_profile": {"harness": harness} | asdict(profile) | profile.budget(server.n_ctx).sizes(),
             "failure_mode": f"{trial.outcome}: stop reason {trial.stop_reason}",
             "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history}
 

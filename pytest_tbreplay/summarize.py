@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import cassette as cs
-from .harness import CHECK, SUCCESS_CLAIM
+from .verify import SUCCESS_CLAIM, VerifyGate
 from .importer import OVERFLOW, TrialImportError, find_trials, locate, trial_facts
 from .pisession import SessionError, read_session, text_of
 from .sse import DONE
@@ -121,7 +121,7 @@ def from_trial(path: Path) -> Record:
                n_ctx=facts["n_ctx"], max_tokens=facts["max_tokens"], wall_s=facts["wall_s"],
                exception_type=facts["exception_type"], stderr_tail=facts["pi_stderr"])
     calls = session.calls
-    written: list[str] = []
+    gate = VerifyGate()  # "checked": a check of produced output ran (verify.py's rules)
     for call in calls:
         m = call.message
         stop = m.get("stopReason", "stop")
@@ -135,7 +135,7 @@ def from_trial(path: Path) -> Record:
         r.max_thinking_tokens, r.max_text_tokens = max(r.max_thinking_tokens, thinking), max(r.max_text_tokens, text)
         r.max_turn_tokens = max(r.max_turn_tokens, int(usage.get("output", 0)))
         for c in (b for b in m.get("content") or [] if b.get("type") == "toolCall"):
-            r.checked |= _is_check(c.get("name"), c.get("arguments") or {}, written)
+            r.checked |= gate.observe(c.get("name"), c.get("arguments") or {})
         if call.compaction is not None:
             kind = "overflow" if _after_overflow(session.branch, call.compaction) else "threshold"
             r.compactions[kind] = r.compactions.get(kind, 0) + 1
@@ -167,14 +167,6 @@ def _split(m: dict, output: int) -> tuple[int, int]:
     return (round(output * thinking / total), round(output * rest / total)) if total else (0, 0)
 
 
-def _is_check(name: str, args: dict, written: list[str]) -> bool:
-    if name in ("write", "edit"):
-        written.append(args.get("path", ""))
-        return False
-    text = args.get("command", "") if name == "bash" else args.get("path", "") if name == "read" else ""
-    return (name == "bash" and bool(CHECK.search(text))) or (name == "read" and text in written)
-
-
 def _after_overflow(branch: list[dict], compaction: dict) -> bool:
     at = next(i for i, e in enumerate(branch) if e["id"] == compaction["id"])
     before = [e for e in branch[:at] if e.get("type") == "message"]
@@ -189,7 +181,7 @@ def from_cassette(c: cs.Cassette) -> Record:
                exception_type=imp.get("exception_type"), stderr_tail=imp.get("pi_stderr"))
     if m["provenance"] != "imported":
         r.outcome = "failed"  # a reconstructed or recorded failure cassette shows a failed trial
-    written: list[str] = []
+    gate = VerifyGate()
     calls = [it for it in c.interactions if not it.scripted]
     for it in calls:
         if it.status != 200:
@@ -204,7 +196,7 @@ def from_cassette(c: cs.Cassette) -> Record:
         r.max_text_tokens = max(r.max_text_tokens, turn["text"])
         r.max_turn_tokens = max(r.max_turn_tokens, turn["completion"])
         for t in it.tool_results:
-            r.checked |= _is_check(t.name, t.arguments, written)
+            r.checked |= gate.observe(t.name, t.arguments, t.output, t.is_error)
         r.final_text = turn["content"]
     # An imported trial keeps its compactions as answered summary requests.
     r.compactions = {"summary": sum(1 for it in c.interactions if (it.scripted or "").startswith("imported:"))}

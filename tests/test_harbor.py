@@ -47,7 +47,7 @@ def test_setup_installs_node_and_pi_and_uploads_the_extensions():
     assert f"npm install --prefix {harbor.ROOT} " in install and "@mariozechner/pi-coding-agent@0.73.1" in install
     uploaded = {path.rsplit("/", 1)[1] for path in env.files if "/ext/" in path}
     assert uploaded == {"payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
-                        "print_continue.ts", "common.ts"}
+                        "run_compaction.ts", "print_continue.ts", "common.ts", "gate.ts", "summary.ts"}
     assert env.files[f"{harbor.ROOT}/ext/length_nudge.ts"] == (pi.EXTENSIONS / "length_nudge.ts").read_text()
 
 
@@ -56,7 +56,7 @@ def test_run_writes_the_mitigated_config_from_the_servers_n_ctx():
     assert env.execs[1]["command"] == harbor.N_CTX + "http://10.0.0.5:8080"
     models = json.loads(env.files[f"{harbor.ROOT}/agent/models.json"])["providers"]["tbreplay"]
     assert models["baseUrl"] == "http://10.0.0.5:8080/v1"
-    assert models["models"] == [{"id": "qwen3.6-35b-a3b", "contextWindow": 262144 - 24576, "maxTokens": 16384,
+    assert models["models"] == [{"id": "qwen3.6-35b-a3b", "contextWindow": 262144 - 8192, "maxTokens": 16384,
                                  "reasoning": False}]
     settings = json.loads(env.files[f"{harbor.ROOT}/agent/settings.json"])
     assert settings["defaultProvider"] == "tbreplay" and settings["compaction"]["enabled"] is True
@@ -81,7 +81,7 @@ def test_run_starts_pi_in_print_mode_with_spare_prompts_and_the_instruction_on_s
     assert [args[i + 1].rsplit("/", 1)[1] for i, a in enumerate(args) if a == "-e"] == agent.extensions()
     assert env.execs[-1]["env"]["PI_CODING_AGENT_DIR"] == f"{harbor.ROOT}/agent"
     assert json.loads(env.files[f"{harbor.ROOT}/agent/models.json"])["providers"]["tbreplay"]["models"][0][
-        "contextWindow"] == 131072 - 24576
+        "contextWindow"] == 131072 - 4096
 
 
 def test_a_failed_install_says_what_failed():

@@ -4,7 +4,6 @@ Latency and the false-positive count on the full corpus are measured by
 tests/benchmarks/loop_bench.py; here: the recorded runaway, a generated family drawn by
 hypothesis, the stdlib as legitimate text, and the shared vectors for both implementations."""
 import json
-import random
 import shutil
 import subprocess
 

@@ -25,12 +25,15 @@ def test_a_baseline_feeds_the_context_past_its_window_into_the_400(replay, harne
 
 def test_a_mitigated_compacts_before_the_server_limit(replay, harness):
     r = replay("path-tracing-reverse", MITIGATED.replace(overflow_retry=False), harness)
-    assert MITIGATED.window(N_CTX) == 262144 - 24576
+    budget = MITIGATED.budget(N_CTX)
+    assert (budget.window, budget.max_tokens) == (262144 - 8192, 16384)  # max tokens counted once
     assert [c["reason"] for c in r.trial.compactions] == ["threshold"]
-    before = r.trial.compactions[0]["tokens_before"]
-    assert before + MITIGATED.max_tokens > MITIGATED.window(N_CTX) > before - 62_000  # fired at the last step in time
+    [i] = [t.index for t in r.trial.turns if t.compaction]
+    earlier = r.trial.turns[i - 1].prompt_tokens
+    # fired at the last step in time: the request before it still left a full turn in the window
+    assert earlier + budget.max_tokens <= budget.window < r.trial.compactions[0]["tokens_before"] + budget.max_tokens
     assert all(s.status == 200 for s in r.engine.served)  # no request ever reached the 400
-    assert max(s.prompt_tokens for s in r.engine.served) < MITIGATED.window(N_CTX)
+    assert max(s.prompt_tokens for s in r.engine.served) < budget.window
     assert r.trial.stop_reason == "stop" and r.trial.outcome == "completed"
 
 
@@ -138,10 +141,12 @@ def test_g_mitigated_summary_keeps_task_criteria_and_files_verbatim(replay, harn
     assert "Reverse-engineer the renderer" in summary  # the model's own summary follows
 
 
-def test_g_off_the_summary_loses_the_task_text(replay, harness):
+def test_g_off_the_summary_keeps_only_the_task_text(replay, harness):
     r = replay("path-tracing-reverse", MITIGATED.replace(anchored_summary=False), harness)
-    messages = str(compacted_request(r)["messages"])
-    assert r.engine.cassette.metadata["instruction"] not in messages
+    meta = r.engine.cassette.metadata
+    summary = str(compacted_request(r)["messages"][1]["content"])
+    assert meta["instruction"] in summary  # compaction never drops the task (item 2 of issue 10)
+    assert not any(c in summary for c in meta["acceptance"]) and "Files written" not in summary
 
 
 # -- (h) per-turn telemetry, in every profile -------------------------------------------------

@@ -31,28 +31,29 @@ def run_pi(cassette: cs.Cassette, profile, mode=None) -> tuple:
 def test_baseline_is_print_mode_with_the_failing_runs_numbers_and_no_mitigation_extension():
     assert not pi.uses_rpc(BASELINE)
     assert pi.extensions(BASELINE, replay=True) == ["replay_tools.ts"]
-    model = pi.models_json("http://x/v1", "local", BASELINE.window(262144), BASELINE.max_tokens)
+    model = pi.models_json("http://x/v1", "local", BASELINE.window(262144), BASELINE.budget(262144).max_tokens)
     assert model["providers"]["tbreplay"]["models"][0] | {"id": "local"} == {
         "id": "local", "contextWindow": 131072, "maxTokens": 32000, "reasoning": False}
-    assert pi.settings_json(BASELINE, "local")["compaction"]["enabled"] is False
+    assert pi.settings_json(BASELINE, "local", BASELINE.budget(262144))["compaction"]["enabled"] is False
 
 
 def test_each_mitigated_policy_maps_to_its_extension():
     assert pi.uses_rpc(MITIGATED)
     assert pi.extensions(MITIGATED, replay=False) == [
-        "payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts"]
+        "payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts", "run_compaction.ts"]
     assert "loop_guard.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
     assert "payload.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
     assert "compaction.ts" not in pi.extensions(off, replay=False)
-    assert pi.settings_json(off, "local")["compaction"]["enabled"] is False
-    assert pi.settings_json(MITIGATED, "local")["compaction"] == {
+    assert "run_compaction.ts" not in pi.extensions(MITIGATED.replace(proactive_compaction=False), replay=False)
+    assert pi.settings_json(off, "local", off.budget(262144))["compaction"]["enabled"] is False
+    assert pi.settings_json(MITIGATED, "local", MITIGATED.budget(262144))["compaction"] == {
         "enabled": True, "reserveTokens": 16384, "keepRecentTokens": 20000}
-    assert MITIGATED.window(262144) == 237568  # contextWindow written to models.json
+    assert MITIGATED.window(262144) == 253952  # contextWindow written to models.json: n_ctx - headroom
 
 
 def test_every_shipped_extension_is_used():
-    shipped = {p.name for p in pi.EXTENSIONS.glob("*.ts")} - {"common.ts", "loopdetect.ts"}  # modules, not extensions
+    shipped = {p.name for p in pi.EXTENSIONS.glob("*.ts")} - set(pi.LIBRARIES)
     # print_continue.ts stands in for the RPC driver where pi runs in print mode (the Harbor agent).
     assert shipped == set(pi.extensions(MITIGATED, replay=True)) | {"print_continue.ts"}
 
@@ -80,7 +81,9 @@ def test_install_pi_reuses_the_cache(monkeypatch, tmp_path):
 
 # -- pi itself --------------------------------------------------------------------------------
 @needs_node
-@pytest.mark.parametrize("profile", [BASELINE, MITIGATED], ids=["print-mode", "rpc-mode"])
+# (The sentinel's `touch` produces a file and its last message says "Finished": with verify on, the
+# gate would rightly ask for a check the cassette has no answer for.)
+@pytest.mark.parametrize("profile", [BASELINE, MITIGATED.replace(verify_before_done=False)], ids=["print-mode", "rpc-mode"])
 def test_pi_replay_never_runs_a_recorded_command(profile):
     SENTINEL_FILE.unlink(missing_ok=True)
     trial, engine = run_pi(cs.load(SENTINEL), profile)

@@ -186,7 +186,8 @@ def manifest(profile: str = "mitigated", n_ctx: int = 262144) -> dict:
     from dataclasses import asdict
 
     from pytest_tbreplay.profiles import load_profile
-    p = asdict(load_profile(profile))
+    prof = load_profile(profile)
+    p = asdict(prof) | prof.budget(n_ctx).sizes()  # the sizes as sent (`auto` resolved for this server)
     return {"format": 1, "agent": "tbreplay-mitigated-pi", "pi_version": "0.73.1", "model": MODEL,
             "api_base": "http://host.docker.internal:8080", "profile": p, "n_ctx": n_ctx,
             "n_ctx_source": "agent kwarg n_ctx",

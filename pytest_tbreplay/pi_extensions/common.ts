@@ -1,8 +1,9 @@
 // Shared by the tbreplay extensions: the run's configuration (written by pytest_tbreplay/pi.py),
-// the event log pi.py reads back, and the state several extensions need (files written, how many
-// nudges went out). State lives on globalThis because each `-e` file may get its own copy of
+// the event log pi.py reads back, and the state several extensions need (the verify gate, how
+// many nudges went out). State lives on globalThis because each `-e` file may get its own copy of
 // this module.
 import { appendFileSync, readFileSync } from "node:fs";
+import { VerifyGate } from "./gate.ts";
 
 export const config = JSON.parse(readFileSync(process.env.TBREPLAY_PI_CONFIG!, "utf8"));
 
@@ -13,26 +14,25 @@ export function log(kind: string, data: object = {}): void {
 }
 
 export const state: {
-	filesWritten: string[];
-	unverifiedWrites: boolean;
+	gate: VerifyGate;
+	observed: Set<string>;
 	nudges: number;
 	assistantMessages: number;
 	next: string[];
-} = ((globalThis as any).__tbreplay ??= { filesWritten: [], unverifiedWrites: false, nudges: 0, assistantMessages: 0, next: [] });
+} = ((globalThis as any).__tbreplay ??= {
+	gate: new VerifyGate(config.verify_rules, config.success_pattern),
+	observed: new Set<string>(),
+	nudges: 0,
+	assistantMessages: 0,
+	next: [],
+});
 
-const CHECK = new RegExp(config.check_pattern);
-
-/** Note writes and checks (harness._Run._track); true if this call checked the work. */
-export function track(name: string, args: any): boolean {
-	if (name === "write" || name === "edit") {
-		if (args?.path && !state.filesWritten.includes(args.path)) state.filesWritten.push(args.path);
-		state.unverifiedWrites = true;
-		return false;
-	}
-	const text: string = (name === "bash" ? args?.command : args?.path) ?? "";
-	const checked = (name === "bash" && CHECK.test(text)) || state.filesWritten.some((f) => text.includes(f));
-	if (checked) state.unverifiedWrites = false;
-	return checked;
+/** Book a finished tool call in the verify gate once (several extensions may see it); true if it
+ * checked produced output. */
+export function observe(e: any): boolean {
+	if (state.observed.has(e.toolCallId)) return false;
+	state.observed.add(e.toolCallId);
+	return state.gate.observe(e.toolName, e.input, textOf(e), !!e.isError);
 }
 
 /** Ask for `text` as the next user message once pi is idle: pi.py's RPC driver reads it from the

@@ -1,0 +1,93 @@
+"""Verify-before-done's gate (issue 10 item 3): which actions produce output, which check it, on
+table-driven claim/check shapes (tests/data/verify_cases.json) run through both implementations:
+pytest_tbreplay/verify.py (reference harness) and pi_extensions/gate.ts (pi)."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_tbreplay import pi
+from pytest_tbreplay.verify import RULES_FILE, SUCCESS_CLAIM, VerifyGate
+
+DATA = Path(__file__).parent / "data"
+CASES = json.loads((DATA / "verify_cases.json").read_text())
+CRITERIA = ["crit A", "crit B"]
+
+
+def python_gate(case: dict) -> dict:
+    gate = VerifyGate()
+    checked = [gate.observe(name, args, output, is_error) for name, args, output, is_error in case["calls"]]
+    return {"armed": sorted(gate.armed), "checked": checked, "demand": gate.demand(case["claim"], CRITERIA)}
+
+
+def test_there_are_at_least_a_dozen_claim_check_shapes():
+    assert len(CASES) >= 12
+    assert sum(c["demand"] for c in CASES) >= 6 and sum(not c["demand"] for c in CASES) >= 6
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_gate_decides_each_shape(case):
+    got = python_gate(case)
+    assert got["armed"] == case["armed"]
+    assert got["checked"] == case["checked"]
+    assert bool(got["demand"]) == case["demand"]
+    if case["demand"]:
+        first = got["demand"].split("since it produced ")[1].split(":")[0].split(", ")[0]
+        named_in_claim = [a for a in case["armed"] if a in case["claim"] or Path(a).name in case["claim"]]
+        assert first == (named_in_claim or case["armed"])[0]  # the claimed artifact comes first
+        assert all(f"- {c}" in got["demand"] for c in CRITERIA)  # the criteria, quoted
+
+
+def test_the_demand_says_what_produced_each_artifact():
+    case = next(c for c in CASES if c["name"].startswith("re-running the producing command"))
+    demand = python_gate(case)["demand"]
+    assert "/app/out.json (by `python3 gen.py > /app/out.json`)" in demand
+    assert "Re-running what produced an output is not a check" in demand
+
+
+@pytest.mark.skipif(not pi.pi_binary().exists(), reason="pi is not installed (tbreplay install-pi)")
+def test_the_pi_gate_decides_every_shape_as_the_python_gate():
+    done = subprocess.run(["node", str(DATA / "run_gate.mjs"), str(pi.EXTENSIONS / "gate.ts"), str(RULES_FILE),
+                           str(DATA / "verify_cases.json"), SUCCESS_CLAIM.pattern, str(pi.pi_dir())],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ts = json.loads(done.stdout)
+    for case, theirs in zip(CASES, ts):
+        assert theirs == python_gate(case), case["name"]
+
+
+# -- generated families: any artifact path, any producer, any inspection --------------------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+PATHS = st.from_regex(r"/app/[a-z]{1,8}(/[a-z_]{1,8})?\.(json|csv|txt|bin|h)", fullmatch=True)
+PRODUCERS = ["python3 gen.py > {p}", "cp /tmp/x {p}", "make 2>&1 | tee {p}", "sed -i 's/a/b/' {p}", "touch {p}",
+             "gcc -O2 -o {p} main.c", "cd /app && python3 gen.py >> {p}", "python3 -c \"open('{p}', 'w').write('1')\""]
+INSPECTIONS = ["cat {p}", "head -n 3 {p}", "tail {p}", "wc -l {p}", "jq . {p}", "xxd {p} | head",
+               "python3 -c \"print(open('{p}').read())\"", "diff {p} /tmp/expected", "grep -c x {p}"]
+NOT_CHECKS = ["ls -l {p}", "test -f {p}", "stat {p}", "echo wrote {p}", "file {p}", "du -h {p}"]
+
+
+@given(PATHS, st.sampled_from(PRODUCERS), st.sampled_from(NOT_CHECKS))
+def test_existence_and_echo_never_check_what_any_producer_made(path, produce, look):
+    gate = VerifyGate()
+    gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert path in gate.armed
+    assert not gate.observe("bash", {"command": look.format(p=path)}, "", False)
+    assert path in gate.demand("Done!", ["c"])
+
+
+@given(PATHS, st.sampled_from(PRODUCERS))
+def test_producing_again_is_never_a_check(path, produce):
+    gate = VerifyGate()
+    for _ in range(2):
+        assert not gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert path in gate.armed
+
+
+@given(PATHS, st.sampled_from(PRODUCERS), st.sampled_from(INSPECTIONS))
+def test_any_inspection_checks_what_any_producer_made(path, produce, inspect):
+    gate = VerifyGate()
+    gate.observe("bash", {"command": produce.format(p=path)}, "", False)
+    assert gate.observe("bash", {"command": inspect.format(p=path)}, "x", False)
+    assert path not in gate.armed and gate.demand("Done!", ["c"]) is None
