@@ -8,6 +8,7 @@ import time
 
 from . import cassette as cs
 from . import llama
+from .sweep import add_arguments as sweep_args
 
 
 def _setup(args) -> int:
@@ -65,6 +66,33 @@ def _show(args) -> int:
     return 0
 
 
+def _lint_config(args) -> int:
+    from . import lint, llamaswap
+    from .profiles import load_profile
+
+    profile = load_profile(args.profile) if args.profile != "none" else None
+    if args.server_url:
+        try:
+            findings, source = lint.lint_live(args.server_url, args.model, profile, args.agent_timeout), args.server_url
+        except ConnectionError as e:
+            print(f"tbreplay lint-config: {e}", file=sys.stderr)
+            return 2
+    elif args.config:
+        cfg = llamaswap.load(args.config)
+        findings, source = lint.lint_config(cfg, profile, args.model, args.agent_timeout), cfg.source
+    else:
+        print("tbreplay lint-config: give a CONFIG.yaml (or a file with a llama-server command line) "
+              "or --server-url URL", file=sys.stderr)
+        return 2
+    print(json.dumps(lint.as_json(findings), indent=1) if args.json else lint.report(findings, source))
+    return lint.exit_status(findings)
+
+
+def _sweep(args) -> int:
+    from . import sweep
+    return sweep.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tbreplay", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -86,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("show", help="summarize a cassette")
     s.add_argument("cassette")
     s.set_defaults(func=_show)
+    s = sub.add_parser("lint-config", help="check a llama-swap config, a llama-server command line or a running "
+                       "server against a harness profile and the failure analysis (exit 1 on errors)")
+    s.add_argument("config", nargs="?", help="llama-swap config.yaml, or a file holding a llama-server command line")
+    s.add_argument("--model", help="only this model (ID or alias; Harbor's openai/<id> accepted)")
+    s.add_argument("--profile", default="mitigated", help="harness profile to check against ('none': server only)")
+    s.add_argument("--server-url", help="lint the running server instead: its /props (and llama-swap's /running)")
+    s.add_argument("--agent-timeout", type=int, default=3600, help="the agent's time budget in seconds (ttl check)")
+    s.add_argument("--json", action="store_true", help="print the findings as JSON")
+    s.set_defaults(func=_lint_config)
+    s = sub.add_parser("sweep", help="run a workload once per setting and compare the metrics (JSON, markdown, PNG)")
+    sweep_args(s)
+    s.set_defaults(func=_sweep)
     args = p.parse_args(argv)
     try:
         return args.func(args)
