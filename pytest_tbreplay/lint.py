@@ -128,8 +128,9 @@ def _context(args: ServerArgs, slots: Slots, profile: Profile | None) -> list[Fi
                            f"{slots.n_ctx or 'the training context'} tokens (-np auto or -kvu): concurrent trials (Harbor -n > 1) take context "
                            "from each other and one may hit the 400 early; use -np 1 for Harbor -n 1"))
     if slots.slots > 1 and not slots.unified and slots.per_slot:
-        out.append(Finding("info", "split-slots", f"-np {slots.slots} without -kvu splits the context: each slot "
-                           f"holds {slots.per_slot} tokens (n_ctx {slots.n_ctx} / {slots.slots}, padded to 256)"))
+        out.append(Finding("warning", "split-slots", f"-np {slots.slots} without -kvu splits the context: each slot "
+                           f"holds {slots.per_slot} tokens (n_ctx {slots.n_ctx} / {slots.slots}, padded to 256), and "
+                           "a trial sees only its slot's; use -np 1 to give one trial the whole context", ref="§6.4"))
     out += check_window(slots.per_slot, profile, f"-c {slots.n_ctx}, {slots.slots} slot(s)"
                         f"{', unified KV' if slots.unified else ''}")
     return out
@@ -202,20 +203,23 @@ def _dry(args: ServerArgs, m: ModelConfig, profile: Profile | None) -> list[Find
         out.append(Finding("error", "dry-forced-off", f"filters.setParams sets dry_multiplier {forced}: it "
                            "overrides the harness's DRY fields on every request", ref="§6.1"))
         return out
-    via = [name for name, on in (("server flags", server), ("llama-swap filters.setParams", forced is not None),
-                                 (f"profile {profile.name if profile else ''} requests", sent)) if on]
-    if via == [via[-1]] and sent:
-        out.append(Finding("info", "dry-request-only", f"DRY sampling only via profile {profile.name}'s requests: a "
-                           f"client without it (Harbor's built-in pi) gets none; put {DRY_RECOMMENDED} on the server",
-                           ref="§6.1"))
-    elif via:
-        out.append(Finding("info", "dry-on", f"DRY sampling on via {' and '.join(via)}", ref="§6.1"))
-    else:
-        out.append(Finding("warning", "dry-off", "no DRY sampling (no --dry-multiplier, no filters.setParams, "
-                           "and the profile sends none): plain-text loops run to the turn cap; add "
-                           f"{DRY_RECOMMENDED} to the server (and A/B it: `tbreplay sweep --sweep "
-                           "dry_multiplier=0,0.8`)", ref="§6.1"))
-    return out
+    return out + dry_verdict([name for name, on in (("server flags", server),
+                                                    ("llama-swap filters.setParams", forced is not None)) if on],
+                             sent, profile)
+
+
+def dry_verdict(server_side: list[str], sent: bool, profile: Profile | None) -> list[Finding]:
+    if server_side:
+        via = " and ".join(server_side + ([f"profile {profile.name}'s requests"] if sent else []))
+        return [Finding("info", "dry-on", f"DRY sampling on via {via}", ref="§6.1")]
+    if sent:
+        return [Finding("info", "dry-request-only", f"DRY sampling only via profile {profile.name}'s requests: a "
+                        f"client without it (Harbor's built-in pi) gets none; put {DRY_RECOMMENDED} on the server",
+                        ref="§6.1")]
+    return [Finding("warning", "dry-off", "no DRY sampling (not on the server, not in llama-swap's filters.setParams, "
+                    "not in the profile's requests): plain-text loops run to the turn cap; add "
+                    f"{DRY_RECOMMENDED} to the server (and A/B it: `tbreplay sweep --sweep dry_multiplier=0,0.8`)",
+                    ref="§6.1")]
 
 
 def _reasoning(args: ServerArgs, m: ModelConfig) -> list[Finding]:
@@ -360,6 +364,11 @@ def fetch_live(url: str, model: str | None, timeout: float = 30) -> tuple[dict, 
     return props, cmd
 
 
+# what /props already answered: the command line's own estimate of these is not repeated
+LIVE_KNOWS = ("window-overflow", "window-small", "context-aligned", "no-compaction", "no-overflow-retry", "profile",
+              "dry-on", "dry-off", "dry-request-only", "shared-kv-pool", "split-slots")
+
+
 def lint_live(url: str, model: str | None, profile: Profile | None, agent_timeout: int = 3600) -> list[Finding]:
     props, cmd = fetch_live(url, model)
     gen = props.get("default_generation_settings", {})
@@ -371,19 +380,14 @@ def lint_live(url: str, model: str | None, profile: Profile | None, agent_timeou
         out.append(Finding("info", "slots", f"the server runs {slots} slots; /props n_ctx {per_slot} is per slot"))
     dry = float(params.get("dry_multiplier") or 0)
     sent = bool(profile and profile.dry and float(profile.dry.get("dry_multiplier", 0)) > 0)
-    if dry <= 0 and not sent:
-        out.append(Finding("warning", "dry-off", f"the server's default dry_multiplier is {dry} and the profile "
-                           f"sends none: add {DRY_RECOMMENDED}", ref="§6.1"))
-    else:
-        out.append(Finding("info", "dry-on", f"DRY on via {'the server default' if dry > 0 else 'the profile requests'} "
-                           f"(server dry_multiplier {dry}, dry_base {params.get('dry_base')})", ref="§6.1"))
+    out += dry_verdict([f"the server's default (dry_multiplier {dry})"] if dry > 0 else [], sent, profile)
     spec = params.get("speculative.types")
     if spec is not None:
         out.append(Finding("info", "speculative", f"speculative types {spec}", ref="§6.5"))
     if cmd:
         m = ModelConfig(name, split_command(cmd, f"{url}/running cmd"), ttl=0, proxy=url)
         out += [f for f in lint_model(m, profile, agent_timeout, swap=False)
-                if f.code not in ("window-overflow", "window-small", "no-compaction", "no-overflow-retry", "profile")]
+                if f.code not in LIVE_KNOWS]
     else:
         out.append(Finding("info", "not-visible", "/props cannot show the reasoning budget, KV cache types, flash "
                            "attention, draft n max or context shift: lint the config (or use llama-swap, whose "

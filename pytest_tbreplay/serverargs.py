@@ -165,7 +165,6 @@ def _apply_env(args: ServerArgs, env: dict[str, str], table: FlagTable) -> None:
 
 
 def _apply_argv(args: ServerArgs, rest: list[str], table: FlagTable) -> None:
-    seen: set[str] = set()
     i = 0
     while i < len(rest):
         raw = rest[i]
@@ -176,10 +175,9 @@ def _apply_argv(args: ServerArgs, rest: list[str], table: FlagTable) -> None:
             _unknown(args, raw, table)
             continue
         f, positive = hit
-        if arg in seen and f.canonical != "--spec-type":
-            args.problems.append(("warning", "repeated-flag", f"{raw} is given more than once: llama-server "
-                                  "keeps only the last value"))
-        seen.add(arg)
+        if args.sources.get(f.canonical) == "argv" and f.canonical != "--spec-type":
+            args.problems.append(("warning", "repeated-flag", f"{raw}: {f.canonical} is given more than once; "
+                                  "llama-server keeps only the last value"))
         if f.removed:
             args.problems.append(("error", "removed-flag", f"{raw}: the argument has been removed in llama.cpp "
                                   f"{table.version} ({f.removed}): llama-server refuses to start"))
