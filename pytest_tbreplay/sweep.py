@@ -356,3 +356,92 @@ def main(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
+
+
+# -- pytest --live -m smoke --sweep NAME=V1,V2,... ----------------------------------------------------
+class SweepPlugin:
+    """Runs every smoke test once per setting (the way pytest-repeat repeats a test: an added
+    parameter), hands the `live` fixture the setting's profile and server, and writes the sweep's
+    JSON, markdown and PNGs at the end of the session."""
+    PARAM = "tbreplay_setting"
+
+    def __init__(self, config):
+        import pytest
+        opt = config.option
+        try:
+            self.sweep = parse(opt.sweep)
+        except SweepError as e:
+            raise pytest.UsageError(str(e)) from None
+        if not opt.live:
+            raise pytest.UsageError("--sweep runs live trials: add --live (and -m smoke)")
+        if self.sweep.kind == "server" and opt.server_url:
+            raise pytest.UsageError(f"--sweep {self.sweep.name}: a running server cannot be restarted with a flag; "
+                                    "sweep llama-swap model variants with `tbreplay sweep --server-url URL --sweep "
+                                    "model=ID1,ID2`")
+        if self.sweep.kind == "model":
+            raise pytest.UsageError("--sweep model=... is for `tbreplay sweep --server-url`: pytest's --model "
+                                    "names one model per session")
+        self.config = config
+        self.servers = EmbeddedServers(list(opt.server_arg), 8192)
+        self.rows: dict[str, list[dict]] = {self.sweep.label(v): [] for v in self.sweep.values}
+        self.paths: dict[str, Path] = {}
+        self.labels: dict[str, str | None] = {}
+
+    def pytest_generate_tests(self, metafunc):
+        if "live" in metafunc.fixturenames and metafunc.definition.get_closest_marker("smoke"):
+            metafunc.fixturenames.append(self.PARAM)
+            metafunc.parametrize(self.PARAM, self.sweep.values, ids=[self.sweep.label(v) for v in self.sweep.values])
+
+    def pytest_collection_modifyitems(self, items):
+        # One setting after another, so the embedded server restarts once per setting.
+        order = {self.sweep.label(v): i for i, v in enumerate(self.sweep.values)}
+        items.sort(key=lambda it: order.get(self._label(it), 0))
+        self.labels = {it.nodeid: self._label(it) for it in items}
+
+    def _label(self, item) -> str | None:
+        callspec = getattr(item, "callspec", None)
+        return self.sweep.label(callspec.params[self.PARAM]) if callspec and self.PARAM in callspec.params else None
+
+    def apply(self, item, profile, server):
+        """The profile and server of this item's setting."""
+        label = self._label(item)
+        if label is None:
+            return profile, server
+        value = item.callspec.params[self.PARAM]
+        if self.sweep.kind == "server":
+            self.servers.url_for(self.sweep, value)
+            server = self.servers.server
+        return profile_with(profile, self.sweep, value), server
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call":
+            return
+        label = self.labels.get(report.nodeid)
+        props = dict(getattr(report, "user_properties", []))
+        if label is None or "tbreplay_trial" not in props:
+            return
+        trial = json.loads(props["tbreplay_trial"])
+        smoke = json.loads(props.get("tbreplay_smoke", "null")) or {}
+        outcome = smoke.get("outcome")
+        self.rows[label].append({
+            "task": trial["task"], "passed": None if outcome in (None, "infra") else outcome == "passed",
+            "length_stop": trial["length_stops"] > 0, "decode_tps": trial["decode_tps"], "repeat_4gram": None,
+            "completion_tokens": trial["completion_tokens"], "compactions": len(trial["compactions"]),
+            "wall_s": smoke.get("wall_s", report.duration)})
+
+    def pytest_sessionfinish(self, session):
+        self.servers.close()
+        if hasattr(self.config, "workerinput") or not any(self.rows.values()):
+            return
+        result = result_of(self.sweep, "the smoke set (pytest --live -m smoke)", self.config.option.server_url
+                           or "embedded llama-server (SmolLM2-135M, -c 8192)", self.rows)
+        self.paths = write(result, Path(self.config.rootpath / ".tbreplay" / "sweep"))
+        self.result = result
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.paths:
+            return
+        terminalreporter.section(f"tbreplay sweep {self.sweep.name}")
+        for line in markdown(self.result).splitlines():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"written: {', '.join(str(p) for p in self.paths.values())}")
