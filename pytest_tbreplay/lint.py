@@ -28,6 +28,9 @@ HARNESS_FIELDS = {  # request fields a harness profile relies on, and what strip
     "max_completion_tokens": "the turn cap (§5.2): a runaway turn runs to the server's limit",
     "reasoning_budget_tokens": "the per-request reasoning budget (§6.3)",
 }
+# Findings that mean llama-server 11434.0.0 exits at startup (tests/test_lint_config.py starts it to prove it)
+STARTUP_ERRORS = ("removed-flag", "flag-eats-flag", "missing-value", "fa-value", "flag-equals-value", "bad-value",
+                  "stray-value", "unknown-flag", "kv-type", "quantized-v-without-fa", "spec-type")
 THINKING_MODEL = re.compile(r"qwen3|qwq|deepseek-?r1|thinking|gpt-oss|glm-4\.[5-9]|magistral|phi-4-reasoning", re.I)
 
 
@@ -263,7 +266,8 @@ def _kv_and_fa(args: ServerArgs, slots: Slots) -> list[Finding]:
         out.append(Finding("warning", "kv-q4-long-context", f"KV cache {'/'.join(q4)} at a {slots.n_ctx}-token "
                            "context: 4-bit KV is known to degrade long-context recall and reasoning, where these "
                            "trajectories live (100k-260k); test -ctk q8_0 -ctv q8_0 (or K q8_0 / V q4_0) on the "
-                           "long-context tasks: `tbreplay sweep --sweep=--cache-type-k=q8_0,q4_0`", ref="§6.2"))
+                           "long-context tasks, as two llama-swap variants: `tbreplay sweep --server-url URL --sweep "
+                           "model=<q8_0 variant>,<q4_0 variant> --task path-tracing`", ref="§6.2"))
     fa = args.get("--flash-attn")
     if fa is not None and not (truthy(fa) or falsey(fa) or fa in ("auto", "-1")):
         out.append(Finding("error", "fa-value", f"-fa {fa!r}: --flash-attn takes on, off or auto; llama-server "
@@ -293,8 +297,9 @@ def _speculative(args: ServerArgs) -> list[Finding]:
                                "has no effect"))
         else:
             out.append(Finding("info", "spec-draft-n-max", f"--spec-draft-n-max {n_max} with {','.join(types)}: if "
-                               "timeouts stay common, test 3-4 draft tokens per step (MoE + MTP usually accepts them): "
-                               "`tbreplay sweep --sweep=--spec-draft-n-max=2,3,4` measures decode tok/s", ref="§6.5"))
+                               "timeouts stay common, test 3-4 draft tokens per step (MoE + MTP usually accepts them); "
+                               "decode tok/s per variant: `tbreplay sweep --server-url URL --sweep model=<n_max 2>,"
+                               "<n_max 3>,<n_max 4>` (embedded: --sweep=--spec-draft-n-max=2,3,4)", ref="§6.5"))
     if args.get("--jinja") is False:
         out.append(Finding("error", "no-jinja", "--no-jinja: the chat template is not run through jinja and tool "
                            "calls (the agent's every action) are not parsed"))

@@ -203,7 +203,7 @@ def _apply_argv(args: ServerArgs, rest: list[str], table: FlagTable) -> None:
                                   "to start"))
             continue
         elif f.int and str(stoi(first)) != first.strip().lstrip("+"):
-            args.problems.append(("error", "bad-value", f"{raw} {first!r}: llama-server reads this as "
+            args.problems.append(("error", "int-truncated", f"{raw} {first!r}: llama-server reads this as "
                                   f"{stoi(first)} (std::stoi stops at the first non-digit): write the number out"))
         if f.canonical in args.sources and args.sources[f.canonical].startswith("env"):
             args.problems.append(("info", "env-overridden", f"{raw} overrides {args.sources[f.canonical]}"))

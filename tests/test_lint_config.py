@@ -222,7 +222,7 @@ def test_the_flag_table_is_the_one_the_project_builds():
     ("--draft 4", "removed-flag"), ("--draft-max 4", "removed-flag"), ("--draft-min 1", "removed-flag"),
     ("--draft-n 4", "removed-flag"), ("--spec-ngram-size-n 3", "removed-flag"),
     ("-fa -c 4096", "flag-eats-flag"), ("-c 4096 -fa", "missing-value"), ("-fa yes", "fa-value"),
-    ("--ctx-size=4096", "flag-equals-value"), ("-c 256k", "bad-value"), ("-c lots", "bad-value"),
+    ("--ctx-size=4096", "flag-equals-value"), ("-c 256k", "int-truncated"), ("-c lots", "bad-value"),
     ("-c 4096 stray", "stray-value"), ("--no-jinja", "no-jinja"), ("--context-shift", "context-shift"),
     ("-ctk q3_0", "kv-type"), ("-ctv q4_0 -fa off", "quantized-v-without-fa"), ("--spec-type draft-fast", "spec-type"),
 ])
@@ -359,3 +359,91 @@ def test_live_mode_reads_props_and_the_running_command():
     assert "65536" in by_code["window-overflow"].message  # from /props: per-slot n_ctx
     assert by_code["dry-off"].severity == "warning"  # /props: dry_multiplier 0, and baseline sends none
     assert {"kv-q4-long-context", "reasoning-sweep"} <= set(by_code)  # from the command /running gave
+
+
+# -- live: the linter's verdict against the real llama-server 11434.0.0 ---------------------------------
+# Flags that name this machine's hardware or files are swapped for the embedded server's own
+# (model, port, host) or made small enough for CI (the context: a 262144-token KV cache is GBs).
+MACHINE = {"--model", "--port", "--host", "--ctx-size", "--alias"}
+
+
+def embeddable(argv: list[str]) -> list[str]:
+    """The config's llama-server flags minus the machine-specific ones (LlamaServer adds its own)."""
+    table = serverargs.flag_table()
+    rest = argv[serverargs.find_program(argv) + 1:]
+    out, i = [], 0
+    while i < len(rest):
+        f = table.flag(rest[i])
+        n = 1 + (f.values if f else 0)
+        if not f or f.canonical not in MACHINE:
+            out += rest[i:i + n]
+        i += n
+    return out
+
+
+def start_result(flags: list[str], monkeypatch=None, env: dict | None = None):
+    from pytest_tbreplay.llama import LlamaServer, LlamaServerError
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    try:
+        with LlamaServer(ctx_size=2048, extra_args=flags, startup_timeout=240) as s:
+            return True, s.props
+    except LlamaServerError as e:
+        return False, str(e)
+
+
+PASSING = sorted(CONFIGS.glob("*.yaml"))
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("path", PASSING, ids=lambda p: p.stem)
+def test_every_config_the_linter_passes_starts_the_real_server(path):
+    cfg = llamaswap.load(path)
+    for m in cfg.models.values():
+        findings = lint.lint_model(m, None)
+        assert not codes(findings, "error"), lint.report(findings, str(path))
+        flags = embeddable(m.argv)
+        started, detail = start_result(flags)
+        assert started, f"{path.name} {m.id}: the linter passed {flags} but llama-server did not start:\n{detail}"
+
+
+# Each case: flags, and whether the linter's findings say the server refuses to start. The test
+# starts llama-server 11434.0.0 with the flags and checks it does what the linter predicted.
+CASES = [
+    "--draft 4", "--draft-max 4", "--draft-min 1", "--spec-ngram-min-hits 2",
+    "-fa -ngl 0", "--ctx-size=2048", "--flash-attn maybe", "-ctk q3_0", "--spec-type draft-fast",
+    "-ctv q4_0 -fa off", "--no-such-flag", "-np two",
+    "-fa on -ctk q4_0 -ctv q4_0", "-fa off -ctk q8_0", "--dry-multiplier 0.8 --dry-base 1.75 --dry-allowed-length 2",
+    "--reasoning-budget 4000 --jinja", "--spec-type ngram-simple --spec-draft-n-max 2", "-np 2 -kvu", "--no-jinja",
+    "--ctx_size 2048 --context-shift",
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("flags", CASES)
+def test_the_server_starts_exactly_when_the_linter_says_it_will(flags):
+    findings = lint.lint_model(llamaswap.ModelConfig("m", [SERVER, "-c", "2048", *flags.split()]), None, swap=False)
+    predicted = not (codes(findings, "error") & set(lint.STARTUP_ERRORS))
+    started, detail = start_result(flags.split())
+    assert started == predicted, f"{flags}: linter predicted start={predicted}:\n{lint.report(findings, flags)}\n{detail}"
+
+
+@pytest.mark.live
+def test_a_removed_flag_in_the_env_stops_the_server_too(monkeypatch):
+    findings = lint_cmd(f"LLAMA_ARG_DRAFT_MAX=4 {SERVER} -c 2048 -np 1", None)
+    assert "removed-flag" in codes(findings, "error")
+    started, detail = start_result([], monkeypatch, {"LLAMA_ARG_DRAFT_MAX": "4"})
+    assert not started and "removed" in detail
+
+
+@pytest.mark.live
+def test_live_lint_of_the_embedded_server():
+    from pytest_tbreplay.llama import LlamaServer
+    with LlamaServer(ctx_size=8192, extra_args=["--dry-multiplier", "0.8"]) as s:
+        mitigated = lint.lint_live(s.url, None, load_profile("mitigated-cpu"))
+        baseline = lint.lint_live(s.url, None, load_profile("baseline"))
+    assert "6656-token window" in next(f.message for f in mitigated if f.code == "context-aligned")
+    assert "dry_multiplier 0.8" in next(f.message for f in mitigated if f.code == "dry-on")
+    assert not codes(mitigated, "error") and "not-visible" in codes(mitigated, "info")
+    (f,) = [f for f in baseline if f.code == "window-overflow"]
+    assert "8192" in f.message  # baseline's 131072-token window against the server's 8192
