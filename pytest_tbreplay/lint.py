@@ -15,7 +15,7 @@ import httpx
 
 from . import serverargs
 from .llamaswap import ModelConfig, SwapConfig, split_command
-from .profiles import Profile, ProfileError
+from .profiles import MARGIN, Profile, ProfileError
 from .serverargs import ServerArgs, falsey, truthy
 
 SEVERITIES = ("error", "warning", "info")
@@ -128,8 +128,9 @@ def _context(args: ServerArgs, slots: Slots, profile: Profile | None) -> list[Fi
                            ref="§5.1"))
     if slots.slots > 1 and slots.unified:
         out.append(Finding("warning", "shared-kv-pool", f"{slots.slots} slots share one unified KV pool of "
-                           f"{slots.n_ctx or 'the training context'} tokens (-np auto or -kvu): concurrent trials (Harbor -n > 1) take context "
-                           "from each other and one may hit the 400 early; use -np 1 for Harbor -n 1"))
+                           f"{slots.n_ctx or 'the training context'} tokens (-np auto or -kvu): concurrent trials "
+                           "(Harbor -n > 1) take context from each other and one may hit the 400 early; use -np 1 "
+                           "for Harbor -n 1"))
     if slots.slots > 1 and not slots.unified and slots.per_slot:
         out.append(Finding("warning", "split-slots", f"-np {slots.slots} without -kvu splits the context: each slot "
                            f"holds {slots.per_slot} tokens (n_ctx {slots.n_ctx} / {slots.slots}, padded to 256), and "
@@ -164,7 +165,7 @@ def check_window(per_slot: int | None, profile: Profile | None, how: str) -> lis
             out.append(Finding("info", "window-small", f"profile {profile.name} declares a {window}-token window "
                                f"against a {per_slot}-token slot: keep -c at the model's maximum and align the "
                                f"client with `context_window: auto` (window = n_ctx - headroom)", ref="§6.4"))
-    if window < profile.max_tokens + 1024:
+    if window < profile.max_tokens + MARGIN:
         out.append(Finding("error", "window-too-small", f"profile {profile.name}: a {window}-token window cannot "
                            f"hold one {profile.max_tokens}-token turn"))
     if not profile.proactive_compaction:

@@ -29,7 +29,8 @@ def lint_cmd(cmd: str, profile="mitigated", **kw):
 
 
 def lint_yaml(text: str, profile="mitigated", environ=None, **kw):
-    return lint.lint_config(parse_config(text, "t.yaml", environ or {}), load_profile(profile) if profile else None, **kw)
+    cfg = parse_config(text, "t.yaml", environ or {})
+    return lint.lint_config(cfg, load_profile(profile) if profile else None, **kw)
 
 
 # -- the analysed setup -----------------------------------------------------------------------------
@@ -295,7 +296,8 @@ def test_llama_swap_settings(extra, expect):
 
 
 def test_dry_base_below_one_is_ignored_and_health_check_and_port_are_checked():
-    text = f"healthCheckTimeout: 30\nmodels:\n  m: {{cmd: '{SERVER} --port ${{PORT}} -c 262144 -np 1 --dry-base 0.5'}}\n" \
+    text = f"healthCheckTimeout: 30\nmodels:\n" \
+           f"  m: {{cmd: '{SERVER} --port ${{PORT}} -c 262144 -np 1 --dry-base 0.5'}}\n" \
            f"  n: {{cmd: '{SERVER} --port 9999 -c 4096 -np 1', proxy: 'http://127.0.0.1:8888'}}\n"
     findings = lint_yaml(text)
     assert {"dry-base-ignored", "health-check-timeout"} <= {f.code for f in findings if f.model == "m"}
@@ -425,7 +427,8 @@ def test_the_server_starts_exactly_when_the_linter_says_it_will(flags):
     findings = lint.lint_model(llamaswap.ModelConfig("m", [SERVER, "-c", "2048", *flags.split()]), None, swap=False)
     predicted = not (codes(findings, "error") & set(lint.STARTUP_ERRORS))
     started, detail = start_result(flags.split())
-    assert started == predicted, f"{flags}: linter predicted start={predicted}:\n{lint.report(findings, flags)}\n{detail}"
+    assert started == predicted, \
+        f"{flags}: linter predicted start={predicted}:\n{lint.report(findings, flags)}\n{detail}"
 
 
 @pytest.mark.live
