@@ -6,6 +6,7 @@ analysis saw; warning: a setting the analysis found costly; info: a recommendati
 measure), a code, the exact reason, and the analysis section it comes from."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -93,6 +94,8 @@ def lint_config(cfg: SwapConfig, profile: Profile | None, model: str | None = No
             hint = f"; closest: {close[0]}" if close else f"; known: {', '.join(cfg.names)}"
             return [Finding("error", "unknown-model", f"{harbor_id!r} is not a model ID or alias of {cfg.source}: "
                             f"llama-swap answers the harness's requests with 404{hint}", harbor_id)]
+        if harbor_id in hit.set_params_by_id:  # that alias's requests get these params too
+            hit = dataclasses.replace(hit, set_params=hit.set_params | hit.set_params_by_id[harbor_id])
         models = [hit]
     for m in models:
         findings += lint_model(m, profile, agent_timeout, swap=cfg.kind == "llama-swap")

@@ -166,6 +166,8 @@ models:
     m = cfg.resolve("m-dry")
     assert m is cfg.models["m"] and cfg.resolve("qwen") is m
     assert m.set_params_by_id == {"m-dry": {"dry_multiplier": 0.8}}
+    via_alias = lint.lint_config(cfg, load_profile("baseline"), model="m-dry")
+    assert "dry-on" in codes(via_alias, "info") and "dry-off" in codes(lint.lint_config(cfg, load_profile("baseline")))
 
 
 @settings(max_examples=60, deadline=None)
