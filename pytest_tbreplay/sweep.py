@@ -314,7 +314,7 @@ class EmbeddedServers:
 
 def run(sweep: Sweep, trials: int = 4, server_url: str | None = None, model: str = "local",
         tasks: list[str] | None = None, max_tokens: int = 200, profile=None, harness: str = "reference",
-        server_args: list[str] = (), ctx_size: int = 8192, workdir: Path | None = None) -> dict:
+        server_args: list[str] = (), ctx_size: int = 8192) -> dict:
     if sweep.kind == "server" and server_url:
         raise SweepError(f"cannot restart the server at {server_url} with {sweep.name}: give each setting its own "
                          f"llama-swap model (e.g. qwen-{sweep.name.lstrip('-')}-{sweep.values[0]}) and sweep "
@@ -323,18 +323,19 @@ def run(sweep: Sweep, trials: int = 4, server_url: str | None = None, model: str
         raise SweepError("--sweep model=... names llama-swap model variants: add --server-url")
     servers = None if server_url else EmbeddedServers(list(server_args), ctx_size)
     per_setting = {}
-    try:
-        for value in sweep.values:
-            url = server_url.rstrip("/") if server_url else servers.url_for(sweep, value)
-            if tasks:
-                rows = [r for _ in range(trials) for r in run_tasks(url, sweep, value, tasks, profile, harness, model,
-                                                                    workdir or Path(tempfile.mkdtemp()))]
-            else:
-                rows = run_prompts(url, sweep, value, trials, model, max_tokens)
-            per_setting[sweep.label(value)] = rows
-    finally:
-        if servers:
-            servers.close()
+    with tempfile.TemporaryDirectory(prefix="tbreplay-sweep-") as tmp:
+        try:
+            for value in sweep.values:
+                url = server_url.rstrip("/") if server_url else servers.url_for(sweep, value)
+                if tasks:
+                    rows = [r for _ in range(trials)
+                            for r in run_tasks(url, sweep, value, tasks, profile, harness, model, Path(tmp))]
+                else:
+                    rows = run_prompts(url, sweep, value, trials, model, max_tokens)
+                per_setting[sweep.label(value)] = rows
+        finally:
+            if servers:
+                servers.close()
     workload = f"smoke tasks {', '.join(tasks)} ({harness})" if tasks else \
         f"{trials} loop-prone prompts, temperature 0, max_tokens {max_tokens}, cache_prompt false"
     server = server_url or f"embedded llama-server (SmolLM2-135M, -c {ctx_size} {' '.join(server_args)})".strip()
