@@ -29,9 +29,11 @@ HARNESS_FIELDS = {  # request fields a harness profile relies on, and what strip
     "max_completion_tokens": "the turn cap (§5.2): a runaway turn runs to the server's limit",
     "reasoning_budget_tokens": "the per-request reasoning budget (§6.3)",
 }
-# Findings that mean llama-server 11434.0.0 exits at startup (tests/test_lint_config.py starts it to prove it)
+# Findings that mean llama-server 11434.0.0 exits at startup, whatever their severity (an unknown flag
+# is a warning: the desktop's newer build may know it). tests/test_lint_config.py starts it to prove it.
 STARTUP_ERRORS = ("removed-flag", "flag-eats-flag", "missing-value", "fa-value", "flag-equals-value", "bad-value",
                   "stray-value", "unknown-flag", "kv-type", "quantized-v-without-fa", "spec-type")
+DRAFT_MODEL_TYPES = ("draft-simple", "draft-eagle3", "draft-dflash", "draft-dspark")  # common/speculative.cpp
 THINKING_MODEL = re.compile(r"qwen3|qwq|deepseek-?r1|thinking|gpt-oss|glm-4\.[5-9]|magistral|phi-4-reasoning", re.I)
 
 
@@ -294,6 +296,14 @@ def _speculative(args: ServerArgs) -> list[Finding]:
         if t not in table.spec_types:
             out.append(Finding("error", "spec-type", f"--spec-type {t!r} is not one of {', '.join(table.spec_types)}"
                                ": the server refuses to start"))
+    needs_draft = [t for t in types if t in DRAFT_MODEL_TYPES]
+    if needs_draft and not args.has("--spec-draft-model"):
+        out.append(Finding("warning", "spec-needs-draft", f"--spec-type {','.join(needs_draft)} drafts with a "
+                           "second model: without --spec-draft-model (-md) llama-server fails to create the draft "
+                           "context and runs without speculative decoding (/props: speculative.types none)"))
+    if "draft-mtp" in types:
+        out.append(Finding("info", "spec-mtp", "--spec-type draft-mtp needs a model with MTP layers (Qwen3.5/3.6 "
+                           "MoE): llama-server exits with \"model doesn't contain MTP layers\" otherwise"))
     n_max = args.int("--spec-draft-n-max")
     if n_max is not None:
         if not [t for t in types if t != "none"]:

@@ -24,16 +24,16 @@ import httpx
 
 from .loopdetect import text_repetition
 
-# Prompts a small model at temperature 0 answers by looping; several, so that a setting's figure
-# is a mean over different continuations, not one sequence seen again.
+# Loops in progress, in the words of the analysis' runaway turns (§4-B): the model is asked to
+# continue each one, as a looping turn continues itself. Several, so a setting's figure is a mean
+# over different loops, not one continuation seen again (temperature 0 makes each deterministic).
 LOOP_PROMPTS = [
-    "Write the word 'again' and then keep explaining why you wrote it again, again and again.",
-    "List the numbers one, two, three and keep repeating the list forever without stopping.",
-    "You tried a fix and it failed. Wait, you tried this before. Describe trying a completely different "
-    "approach, then notice it is the same approach, and keep going.",
-    "Repeat after me, many times: I will check the output before I say it is done.",
-    "Say 'let me try again' and try again, and keep trying again.",
-    "Write a story where every sentence is the same as the previous sentence.",
+    "OK, let me try a completely different approach. Wait, I've tried this. " * 3,
+    "The build failed. Let me fix the linker flags and rebuild. " * 3,
+    "Actually, the simplest fix is to rewrite main.rs. Wait, that is what I did before. " * 3,
+    "Let me check the output again. The output is still wrong. " * 3,
+    "I need to verify the file. Let me read it again. " * 3,
+    "Hmm, that didn't work. Let me think about this differently. " * 3,
 ]
 METRICS = {  # key: (label, higher is better)
     "pass_rate": ("pass rate", True),
@@ -87,22 +87,22 @@ def _value(text: str):
     return {"true": True, "false": False, "null": None}.get(text, text)
 
 
-# -- the prompt workload: one chat request per trial -------------------------------------------
+# -- the prompt workload: one completion per trial ----------------------------------------------
 def prompt_trial(url: str, prompt: str, fields: dict, model: str = "local", max_tokens: int = 200,
                  timeout: float = 600) -> dict:
-    """One request with the sweep's fields; prompt caching off so every setting pays the same prefill."""
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "seed": 1, "cache_prompt": False, "stream": False} | fields
+    """Continue `prompt` with the sweep's fields (llama-server's /completion, which llama-swap also
+    routes on `model`); prompt caching off so every setting pays the same prefill."""
+    body = {"model": model, "prompt": prompt, "n_predict": max_tokens, "temperature": 0, "seed": 1,
+            "cache_prompt": False, "stream": False} | fields
     start = time.monotonic()
-    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=timeout)
+    r = httpx.post(f"{url}/completion", json=body, timeout=timeout)
     if r.status_code != 200:
         raise SweepError(f"{url}: HTTP {r.status_code} for {fields}: {r.text[:300]}")
     data = r.json()
-    choice = data["choices"][0]
-    text = choice["message"].get("content") or ""
+    text = data.get("content") or ""
     timings = data.get("timings") or {}
-    return {"finish_reason": choice.get("finish_reason"), "completion_tokens": data["usage"]["completion_tokens"],
-            "length_stop": choice.get("finish_reason") == "length", "repeat_4gram": text_repetition(text),
+    return {"stop_type": data.get("stop_type"), "completion_tokens": data.get("tokens_predicted", 0),
+            "length_stop": data.get("stop_type") == "limit", "repeat_4gram": text_repetition(text),
             "decode_tps": timings.get("predicted_per_second"), "wall_s": time.monotonic() - start,
             "text": text[:2000]}
 
@@ -276,7 +276,7 @@ def add_arguments(p) -> None:
                    help="a request field (dry_multiplier=0,0.8), a server flag (--sweep=--cache-type-k=q8_0,q4_0) "
                         "or model=ID1,ID2 (llama-swap variants)")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--prompt", action="store_true", help="workload: the loop-prone prompts (the default)")
+    w.add_argument("--prompt", action="store_true", help="workload: continue loops in progress (the default)")
     w.add_argument("--task", action="append", default=None, help="workload: this smoke task (repeatable)")
     w.add_argument("--smoke", action="store_true", help="workload: every smoke task")
     p.add_argument("--trials", type=int, default=4, help="trials per setting (prompts, or runs of each task)")
@@ -337,7 +337,8 @@ def run(sweep: Sweep, trials: int = 4, server_url: str | None = None, model: str
             if servers:
                 servers.close()
     workload = f"smoke tasks {', '.join(tasks)} ({harness})" if tasks else \
-        f"{trials} loop-prone prompts, temperature 0, max_tokens {max_tokens}, cache_prompt false"
+        f"{trials} loops in progress continued (/completion), temperature 0, max_tokens {max_tokens}, " \
+        "cache_prompt false"
     server = server_url or f"embedded llama-server (SmolLM2-135M, -c {ctx_size} {' '.join(server_args)})".strip()
     return result_of(sweep, workload, server, per_setting)
 
