@@ -397,7 +397,7 @@ def lint_live(url: str, model: str | None, profile: Profile | None, agent_timeou
     out = check_window(per_slot, profile, f"/props n_ctx per slot, {slots} slot(s)")
     if slots and slots > 1:
         out.append(Finding("info", "slots", f"the server runs {slots} slots; /props n_ctx {per_slot} is per slot"))
-    dry = float(params.get("dry_multiplier") or 0)
+    dry = round(float(params.get("dry_multiplier") or 0), 6)  # the server holds float32
     sent = bool(profile and profile.dry and float(profile.dry.get("dry_multiplier", 0)) > 0)
     out += dry_verdict([f"the server's default (dry_multiplier {dry})"] if dry > 0 else [], sent, profile)
     spec = params.get("speculative.types")

@@ -279,8 +279,8 @@ def add_arguments(p) -> None:
     w.add_argument("--prompt", action="store_true", help="workload: continue loops in progress (the default)")
     w.add_argument("--task", action="append", default=None, help="workload: this smoke task (repeatable)")
     w.add_argument("--smoke", action="store_true", help="workload: every smoke task")
-    p.add_argument("--trials", type=int, default=4, help="trials per setting (prompts, or runs of each task)")
-    p.add_argument("--max-tokens", type=int, default=200, help="prompt workload: the turn cap")
+    p.add_argument("--trials", type=int, default=6, help="trials per setting (loops, or runs of each task)")
+    p.add_argument("--max-tokens", type=int, default=64, help="loop workload: tokens per continuation")
     p.add_argument("--server-url", help="an existing llama-server or llama-swap (default: the embedded server)")
     p.add_argument("--model", default="local", help="model to request (llama-swap routes on it)")
     p.add_argument("--server-arg", action="append", default=[], help="extra flag for the embedded server")
@@ -312,8 +312,8 @@ class EmbeddedServers:
             self.server = None
 
 
-def run(sweep: Sweep, trials: int = 4, server_url: str | None = None, model: str = "local",
-        tasks: list[str] | None = None, max_tokens: int = 200, profile=None, harness: str = "reference",
+def run(sweep: Sweep, trials: int = 6, server_url: str | None = None, model: str = "local",
+        tasks: list[str] | None = None, max_tokens: int = 64, profile=None, harness: str = "reference",
         server_args: list[str] = (), ctx_size: int = 8192) -> dict:
     if sweep.kind == "server" and server_url:
         raise SweepError(f"cannot restart the server at {server_url} with {sweep.name}: give each setting its own "

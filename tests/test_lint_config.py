@@ -234,6 +234,12 @@ def test_what_the_server_refuses_or_the_harness_cannot_live_with_is_an_error(fla
     assert code in codes(findings, "error"), lint.report(findings, flags)
 
 
+def test_speculative_types_that_need_a_draft_model_or_mtp_layers():
+    assert "spec-needs-draft" in codes(lint_cmd(f"{SERVER} -c 8192 -np 1 --spec-type draft-simple"), "warning")
+    assert "spec-needs-draft" not in codes(lint_cmd(f"{SERVER} -c 8192 -np 1 --spec-type draft-simple -md d.gguf"))
+    assert "spec-mtp" in codes(lint_cmd(f"{SERVER} -c 8192 -np 1 --spec-type draft-mtp"), "info")
+
+
 def test_removed_flags_in_the_env_are_errors_too_and_say_what_replaces_them():
     findings = lint_cmd(f"LLAMA_ARG_DRAFT_MAX=4 {SERVER} -c 8192 -np 1")
     (f,) = [f for f in findings if f.code == "removed-flag"]

@@ -100,28 +100,31 @@ def test_pytest_sweep_runs_each_smoke_test_once_per_setting(pytester):
 # -- live: the CI sweeps on the embedded server ---------------------------------------------------------
 @pytest.mark.live
 def test_dry_sweep_lowers_the_repeated_4gram_rate(tmp_path, capsys):
-    """DRY 0 vs 0.8 at temperature 0 on prompts that make SmolLM2 loop, caching off. DRY penalizes
-    extending a repeated sequence, so the rate must drop; the margin asserted is well inside what
-    was measured (see README-lint.md)."""
-    assert main(["sweep", "--sweep", "dry_multiplier=0,0.8", "--trials", "6", "--max-tokens", "160",
+    """DRY 0 vs 0.8 at temperature 0, continuing six loops in progress, caching off. DRY penalizes
+    extending a repeated sequence, but newlines are DRY sequence breakers and one loop of short
+    lines survives it (README-lint.md has the per-loop figures), so the test asserts on the mean
+    over the six loops, with a margin of a third of the drop measured here (0.72 -> 0.25)."""
+    assert main(["sweep", "--sweep", "dry_multiplier=0,0.8", "--trials", "6", "--max-tokens", "48",
                  "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "sweep-dry_multiplier.json").read_text())
     off, on = (result["points"][k]["repeat_4gram"] for k in ("dry_multiplier=0", "dry_multiplier=0.8"))
     assert off["n"] == on["n"] == 6
     print(f"repeated-4-gram rate: DRY off {off['mean']:.3f}, DRY 0.8 {on['mean']:.3f}")
-    assert on["mean"] <= off["mean"] - 0.1, result["trials"]
+    assert on["mean"] <= off["mean"] - 0.15, result["trials"]  # measured: 0.72 -> 0.25
     assert (tmp_path / "sweep-dry_multiplier-repeat_4gram.png").exists()
     assert "dry_multiplier=0.8" in capsys.readouterr().out
 
 
 @pytest.mark.live
 def test_max_tokens_sweep_caps_every_turn(tmp_path):
-    result = sw.run(sw.parse("max_tokens=16,64"), trials=3)
-    for label, cap in (("max_tokens=16", 16), ("max_tokens=64", 64)):
+    """Greedy continuations with caching off: the 8-token answer is a prefix of the 32-token one, so
+    it is never longer and stops on the cap at least as often."""
+    result = sw.run(sw.parse("max_tokens=8,32"), trials=3)
+    for label, cap in (("max_tokens=8", 8), ("max_tokens=32", 32)):
         assert all(t["completion_tokens"] <= cap for t in result["trials"][label]), result["trials"][label]
-    p16, p64 = (result["points"][k] for k in ("max_tokens=16", "max_tokens=64"))
-    assert p16["completion_tokens"]["mean"] <= p64["completion_tokens"]["mean"]
-    assert p16["length_stop_rate"]["mean"] >= p64["length_stop_rate"]["mean"]
+    short, long_ = (result["points"][k] for k in ("max_tokens=8", "max_tokens=32"))
+    assert short["completion_tokens"]["mean"] <= long_["completion_tokens"]["mean"]
+    assert short["length_stop_rate"]["mean"] >= long_["length_stop_rate"]["mean"]
     sw.write(result, tmp_path)
     assert (tmp_path / "sweep-max_tokens-completion_tokens.png").exists()
 
