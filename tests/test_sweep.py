@@ -1,6 +1,8 @@
 """`tbreplay sweep` and `pytest --sweep`: settings, the summary with its noise notes, the outputs;
 and (live, on the embedded SmolLM2 server) the DRY sweep, a max-tokens sweep and a server-flag sweep."""
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -134,3 +136,49 @@ def test_a_server_flag_sweep_restarts_the_embedded_server():
     result = sw.run(sw.parse("--cache-type-k=f16,q8_0"), trials=1, max_tokens=8)
     assert list(result["points"]) == ["--cache-type-k=f16", "--cache-type-k=q8_0"]
     assert all(p["trials"] == 1 and p["decode_tps"] for p in result["points"].values())
+
+
+class FakeChat(BaseHTTPRequestHandler):
+    """An OpenAI-style server that answers every chat with a streamed, repetitive "done" (a unit-test
+    fake: the task workload's plumbing, not the model, is under test here)."""
+    bodies: list = []
+
+    def do_GET(self):
+        data = json.dumps({"default_generation_settings": {"n_ctx": 8192}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": "It is done now. " * 6},
+                                "finish_reason": None}]},
+                  {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 300, "completion_tokens": 30}}]
+        data = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_the_task_workload_sends_the_setting_and_scores_the_trial():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeChat)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    FakeChat.bodies = []
+    try:
+        result = sw.run(sw.parse("dry_multiplier=0,0.8"), trials=1, server_url=f"http://127.0.0.1:{httpd.server_port}",
+                        tasks=["regex-log"], profile=load_profile("mitigated-cpu"))
+    finally:
+        httpd.shutdown()
+    assert {b["dry_multiplier"] for b in FakeChat.bodies} == {0, 0.8}
+    for label in ("dry_multiplier=0", "dry_multiplier=0.8"):
+        (row,) = result["trials"][label]
+        assert row["task"] == "regex-log" and row["passed"] is False  # "done" without doing it fails the verifier
+        assert row["repeat_4gram"] > 0.5 and row["turns"] >= 1
+    assert result["points"]["dry_multiplier=0"]["pass_rate"] == {"mean": 0.0, "ci95": None, "n": 1}
