@@ -182,3 +182,27 @@ def test_the_task_workload_sends_the_setting_and_scores_the_trial():
         assert row["task"] == "regex-log" and row["passed"] is False  # "done" without doing it fails the verifier
         assert row["repeat_4gram"] > 0.5 and row["turns"] >= 1
     assert result["points"]["dry_multiplier=0"]["pass_rate"] == {"mean": 0.0, "ci95": None, "n": 1}
+
+
+INNER_LIVE = """
+import pytest
+from pytest_tbreplay.harness import TaskSpec
+
+@pytest.mark.smoke
+def test_hi(live):
+    r = live(TaskSpec("hi", "Say hi."), "tiny.yaml")
+    assert r.trial.turns
+"""
+
+
+@pytest.mark.live
+def test_pytest_sweep_end_to_end_on_the_embedded_server(pytester):
+    pytester.makefile(".yaml", tiny="name: tiny\ncontext_window: 4096\nmax_tokens: 64\nmax_turns: 1\n")
+    pytester.makepyfile(INNER_LIVE)
+    r = pytester.runpytest("--live", "-m", "smoke", "--sweep", "max_tokens=4,8")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*tbreplay sweep max_tokens*", "*| max_tokens=4 | 1 |*", "*| max_tokens=8 | 1 |*"])
+    result = json.loads((pytester.path / ".tbreplay" / "sweep" / "sweep-max_tokens.json").read_text())
+    for label, cap in (("max_tokens=4", 4), ("max_tokens=8", 8)):
+        (row,) = result["trials"][label]
+        assert 0 < row["completion_tokens"] <= cap
