@@ -258,6 +258,7 @@ def write(result: dict, out_dir: Path) -> dict[str, Path]:
         fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
         os.replace(tmp, paths[key])
     for p in plot(result, out_dir, stem):
         paths[p.stem.removeprefix(stem + "-")] = p
@@ -339,7 +340,7 @@ def run(sweep: Sweep, trials: int = 6, server_url: str | None = None, model: str
     workload = f"smoke tasks {', '.join(tasks)} ({harness})" if tasks else \
         f"{trials} loops in progress continued (/completion), temperature 0, max_tokens {max_tokens}, " \
         "cache_prompt false"
-    server = server_url or f"embedded llama-server (SmolLM2-135M, -c {ctx_size} {' '.join(server_args)})".strip()
+    server = server_url or f"embedded llama-server (SmolLM2-135M, {' '.join(['-c', str(ctx_size), *server_args])})"
     return result_of(sweep, workload, server, per_setting)
 
 
