@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from .loopdetect import text_repetition
+from .profiles import MARGIN
 
 # Loops in progress, in the words of the analysis' runaway turns (§4-B): the model is asked to
 # continue each one, as a looping turn continues itself. Several, so a setting's figure is a mean
@@ -122,6 +123,8 @@ def profile_with(profile, sweep: Sweep, value):
     if sweep.kind != "request":
         return profile
     if sweep.name == "max_tokens":
+        if profile.context_window == "auto":  # keep a full turn under n_ctx, as load_profile demands
+            return profile.replace(max_tokens=int(value), headroom=max(profile.headroom, int(value) + MARGIN))
         return profile.replace(max_tokens=int(value))
     return profile.replace(dry=dict(profile.dry or {}) | {sweep.name: value})
 

@@ -28,6 +28,8 @@ def test_a_setting_is_a_request_field_a_server_flag_or_a_model():
 def test_request_settings_reach_the_profile_the_harness_sends():
     p = load_profile("mitigated-cpu")
     assert sw.profile_with(p, sw.parse("max_tokens=64,128"), 64).max_tokens == 64
+    big = sw.profile_with(load_profile("mitigated"), sw.parse("max_tokens=32000"), 32000)
+    assert (big.max_tokens, big.headroom) == (32000, 33024)  # a full turn still fits under n_ctx
     dry = sw.profile_with(p, sw.parse("dry_multiplier=0,0.8"), 0).dry
     assert dry == {"dry_multiplier": 0, "dry_base": 1.75, "dry_allowed_length": 2}
     assert sw.profile_with(load_profile("baseline"), sw.parse("reasoning_budget_tokens=2000"), 2000).dry == \
