@@ -8,6 +8,7 @@ import pytest
 
 from pytest_tbreplay import sweep as sw
 from pytest_tbreplay.cli import main
+from pytest_tbreplay.llama import CACHE
 from pytest_tbreplay.profiles import load_profile
 
 
@@ -198,10 +199,13 @@ def test_hi(live):
 
 
 @pytest.mark.live
-def test_pytest_sweep_end_to_end_on_the_embedded_server(pytester):
+def test_pytest_sweep_end_to_end_on_the_embedded_server(pytester, monkeypatch):
     pytester.makefile(".yaml", tiny="name: tiny\ncontext_window: 4096\nmax_tokens: 64\nmax_turns: 1\n")
     pytester.makepyfile(INNER_LIVE)
-    r = pytester.runpytest("--live", "-m", "smoke", "--sweep", "max_tokens=4,8")
+    # A subprocess: an in-process inner session drops the modules it imported (httpx's transport
+    # among them) when it ends, and later tests in this process then see two copies of httpcore.
+    monkeypatch.setenv("TBREPLAY_CACHE", str(CACHE))  # pytester gives the subprocess its own HOME
+    r = pytester.runpytest_subprocess("--live", "-m", "smoke", "--sweep", "max_tokens=4,8")
     r.assert_outcomes(passed=2)
     r.stdout.fnmatch_lines(["*tbreplay sweep max_tokens*", "*| max_tokens=4 | 1 |*", "*| max_tokens=8 | 1 |*"])
     result = json.loads((pytester.path / ".tbreplay" / "sweep" / "sweep-max_tokens.json").read_text())
