@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import cassette as cs
 from . import llama
+from .sweep import add_arguments as sweep_args
 
 
 def _setup(args) -> int:
@@ -64,6 +65,33 @@ def _show(args) -> int:
         print(f"{i:3} {it.status} prompt {u.get('prompt_tokens', '-'):>7} completion {u.get('completion_tokens', '-'):>6}"
               f" chunks {len(it.events):6} tools {[r.name for r in it.tool_results]} {it.scripted or ''}")
     return 0
+
+
+def _lint_config(args) -> int:
+    from . import lint, llamaswap
+    from .profiles import load_profile
+
+    profile = load_profile(args.profile) if args.profile != "none" else None
+    if args.server_url:
+        try:
+            findings, source = lint.lint_live(args.server_url, args.model, profile, args.agent_timeout), args.server_url
+        except ConnectionError as e:
+            print(f"tbreplay lint-config: {e}", file=sys.stderr)
+            return 2
+    elif args.config:
+        cfg = llamaswap.load(args.config)
+        findings, source = lint.lint_config(cfg, profile, args.model, args.agent_timeout), cfg.source
+    else:
+        print("tbreplay lint-config: give a CONFIG.yaml (or a file with a llama-server command line) "
+              "or --server-url URL", file=sys.stderr)
+        return 2
+    print(json.dumps(lint.as_json(findings), indent=1) if args.json else lint.report(findings, source))
+    return lint.exit_status(findings)
+
+
+def _sweep(args) -> int:
+    from . import sweep
+    return sweep.main(args)
 
 
 def _import(args) -> int:
@@ -150,6 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("show", help="summarize a cassette")
     s.add_argument("cassette")
     s.set_defaults(func=_show)
+    s = sub.add_parser("lint-config", help="check a llama-swap config, a llama-server command line or a running "
+                       "server against a harness profile and the failure analysis (exit 1 on errors)")
+    s.add_argument("config", nargs="?", help="llama-swap config.yaml, or a file holding a llama-server command line")
+    s.add_argument("--model", help="only this model (ID or alias; Harbor's openai/<id> accepted)")
+    s.add_argument("--profile", default="mitigated", help="harness profile to check against ('none': server only)")
+    s.add_argument("--server-url", help="lint the running server instead: its /props (and llama-swap's /running)")
+    s.add_argument("--agent-timeout", type=int, default=3600, help="the agent's time budget in seconds (ttl check)")
+    s.add_argument("--json", action="store_true", help="print the findings as JSON")
+    s.set_defaults(func=_lint_config)
+    s = sub.add_parser("sweep", help="run a workload once per setting and compare the metrics (JSON, markdown, PNG)")
+    sweep_args(s)
+    s.set_defaults(func=_sweep)
     s = sub.add_parser("import", help="Harbor job/trial folders or pi sessions -> cassettes (provenance imported)")
     s.add_argument("sources", nargs="+", type=Path, help="a Harbor job folder, trial folder, or pi session .jsonl")
     s.add_argument("-o", "--output", type=Path, default=Path("cassettes/imported"), help="where cassettes go")

@@ -45,6 +45,8 @@ def pytest_addoption(parser):
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
     g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run` (needs harbor)")
+    g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
+                help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
 
 
 def pytest_configure(config):
@@ -54,6 +56,9 @@ def pytest_configure(config):
                    "benchmark: a performance measurement, not part of the default run"):
         config.addinivalue_line("markers", marker)
     config.pluginmanager.register(SmokeReport(config), "tbreplay-smoke")
+    if config.option.sweep:
+        from .sweep import SweepPlugin
+        config.pluginmanager.register(SweepPlugin(config), "tbreplay-sweep")
     opt = config.option
     if opt.live and opt.replay:
         raise pytest.UsageError("--live and --replay exclude each other: pick one mode")
@@ -170,6 +175,8 @@ def live(request, llama_server, pytestconfig, tmp_path):
             server=None, budget_s: float | None = None) -> Lived:
         server = server or llama_server
         prof = load_profile(profile) if isinstance(profile, (str, Path)) else profile
+        if sweep := request.config.pluginmanager.get_plugin("tbreplay-sweep"):  # --sweep: this item's setting
+            prof, server = sweep.apply(request.node, prof, server)
         with RecordingProxy(server.url) as proxy:
             endpoint = Endpoint(proxy.url, workdir=workdir or tmp_path, model=opt.model or server.model,
                                 budget_s=budget_s)
