@@ -65,11 +65,6 @@ JSON.stringify = function (value, ...rest) {
 PLACEHOLDER = "__PI_NEXT__"
 SPARE_PROMPTS = MAX_NUDGES + MAX_VERIFY_DEMANDS + 2
 
-# Mitigation tests pi cannot pass, by test name, with the pi source that says why. The plugin marks
-# them strict xfail for harness=pi, so the day pi can, the test says so. (None left: proactive
-# compaction inside a run, which pi 0.73.1 lacks since agent-session.js checks its threshold only on
-# agent_end and before prompt(), is done by compaction.ts in before_provider_request.)
-PI_CANNOT: dict[str, str] = {}
 
 
 class PiUnavailable(RuntimeError):
@@ -87,6 +82,17 @@ def node_problem() -> str | None:
     m = re.match(r"v(\d+)\.(\d+)", out)
     if not m or (int(m[1]), int(m[2])) < NODE_MIN:
         return f"pi needs Node.js >= {need}, found {out or 'an unknown version'} at {node}: install Node 20 or newer"
+    return None
+
+
+def pi_problem(version: str = PI_VERSION) -> str | None:
+    """Why pi cannot run here (Node missing, or pi not installed), saying what to do; None when it can.
+    Only `tbreplay setup` and `tbreplay install-pi` install pi: a test or a trial never does."""
+    if problem := node_problem():
+        return problem
+    if not pi_binary(version).exists():
+        return (f"pi {version} is not installed in {pi_dir(version)}: run `python -m pytest_tbreplay.cli install-pi` "
+                "(or `... setup`)")
     return None
 
 
@@ -208,7 +214,8 @@ class PiHarness:
         if getattr(task, "history", None):
             raise ValueError(f"{task.name}: the pi harness cannot start from earlier turns (TaskSpec.history); "
                              "pi would need them as a session file")
-        install_pi(self.version)
+        if problem := pi_problem(self.version):
+            raise PiUnavailable(problem)
         with tempfile.TemporaryDirectory(prefix="tbreplay-pi-") as tmp:
             return _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode).run()
 
