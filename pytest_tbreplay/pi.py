@@ -31,7 +31,7 @@ import httpx
 
 from .harness import (CHECK, MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUCCESS_CLAIM, SUMMARY_ASK, SUMMARY_SYSTEM,
                       TOOL_RESULT_CUT, VERIFY_CONTRACT, WRITE_TOOLS, Endpoint, InfraError, TaskSpec)
-from .llama import CACHE
+from .llama import CACHE, progress
 from .loopdetect import LoopDetector
 from .profiles import Profile
 from .tools import ToolReplayError
@@ -115,6 +115,7 @@ def install_pi(version: str = PI_VERSION) -> Path:
     if not npm:
         raise PiUnavailable("installing pi needs npm (it comes with Node.js): install Node 20 or newer")
     CACHE.mkdir(parents=True, exist_ok=True)
+    progress(f"installing pi {version} (npm install {PI_PACKAGE}@{version})")
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="pi-install-") as tmp:
         done = subprocess.run([npm, "install", "--prefix", tmp, "--no-audit", "--no-fund", "--loglevel=error",
                                f"{PI_PACKAGE}@{version}"], capture_output=True, text=True)
