@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from .cassette import Cassette
+from .llama import ServerDown, n_ctx_of, read_props
 from .loopdetect import LoopDetector
 from .profiles import Profile
 from .sse import DONE, SSEError, iter_events
@@ -358,13 +359,9 @@ class _Run:
 
     def _n_ctx(self) -> int | None:
         try:
-            resp = self.client.get("/props")
-            return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-        except httpx.ConnectError as e:
-            raise InfraError(f"llama-server at {self.ep.url} is down ({e}): start it (tbreplay server) or "
-                             "pass --server-url") from None
-        except (ValueError, KeyError):
-            return None  # a proxy without /props (llama-swap): auto windows then fail with a clear error
+            return n_ctx_of(read_props(self.ep.url, self.client))  # None behind llama-swap: auto windows then fail clearly
+        except ServerDown as e:
+            raise InfraError(str(e)) from None
 
     @staticmethod
     def _error_text(ans: _Answer) -> str:

@@ -222,7 +222,7 @@ class LlamaServer:
         atexit.register(self.stop)
         try:
             self._wait_healthy()
-            self.props = httpx.get(f"{self.url}/props", timeout=10).raise_for_status().json()
+            self.props = read_props(self.url) or {}
         except BaseException:  # KeyboardInterrupt while loading included
             self.stop()
             raise
@@ -312,6 +312,33 @@ class LlamaServer:
         return {"n_ctx": self.n_ctx, "model": self.model, "settings": self.settings}
 
 
+# -- /props: the one place that reads it --------------------------------------------------------
+class ServerDown(LlamaServerError):
+    pass
+
+
+def read_props(url: str, client: httpx.Client | None = None) -> dict | None:
+    """llama-server's /props as JSON (through `client` when given: in replay, the replay transport),
+    or None where there is none (llama-swap's root). A server that is down raises ServerDown."""
+    try:
+        resp = client.get("/props") if client else httpx.get(f"{url.rstrip('/')}/props", timeout=30)
+    except httpx.TransportError as e:
+        raise ServerDown(f"llama-server at {url} is down ({e}): start it (tbreplay server) or pass "
+                         "--server-url") from None
+    try:
+        return resp.json() if resp.status_code == 200 else None
+    except ValueError:
+        return None
+
+
+def n_ctx_of(props: dict | None) -> int | None:
+    """The context size in a /props answer (None when there is no answer or it lacks one)."""
+    try:
+        return int(props["default_generation_settings"]["n_ctx"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 # -- a server we did not start -----------------------------------------------------------------
 @dataclass
 class RemoteServer:
@@ -338,13 +365,9 @@ class RemoteServer:
 def remote_server(url: str, model: str | None) -> RemoteServer:
     url = url.rstrip("/")
     # llama-swap serves a model's own endpoints under /upstream/<model>/.
-    candidates = [f"{url}/props"] + ([f"{url}/upstream/{model}/props"] if model else [])
-    for props_url in candidates:
-        try:
-            r = httpx.get(props_url, timeout=30)
-        except httpx.TransportError as e:
-            raise LlamaServerError(f"{url}: cannot connect ({e}); is the server running?") from None
-        if r.status_code == 200:
-            return RemoteServer(url, r.json())
-    raise LlamaServerError(f"{url}: no /props answered ({', '.join(candidates)}); "
+    candidates = [url] + ([f"{url}/upstream/{model}"] if model else [])
+    for base in candidates:
+        if (props := read_props(base)) is not None:
+            return RemoteServer(url, props)
+    raise LlamaServerError(f"{url}: no /props answered ({', '.join(c + '/props' for c in candidates)}); "
                             "for llama-swap pass --model NAME")

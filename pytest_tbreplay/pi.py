@@ -31,7 +31,7 @@ import httpx
 
 from .harness import (CHECK, MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUCCESS_CLAIM, SUMMARY_ASK, SUMMARY_SYSTEM,
                       TOOL_RESULT_CUT, VERIFY_CONTRACT, WRITE_TOOLS, Endpoint, InfraError, TaskSpec)
-from .llama import CACHE, progress
+from .llama import CACHE, ServerDown, n_ctx_of, progress, read_props
 from .loopdetect import LoopDetector
 from .profiles import Profile
 from .tools import ToolReplayError
@@ -191,15 +191,11 @@ def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log:
             "loop": {"n": det.n, "window": det.window, "threshold": det.threshold, "every": det.every}}
 
 
-def n_ctx_of(url: str) -> int | None:
-    """The server's n_ctx from llama-server's /props (None behind a proxy without it)."""
+def server_n_ctx(url: str) -> int | None:
     try:
-        resp = httpx.get(f"{url}/props", timeout=10)
-        return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-    except httpx.ConnectError as e:
-        raise InfraError(f"llama-server at {url} is down ({e}): start it (tbreplay server) or pass --server-url") from None
-    except (ValueError, KeyError):
-        return None
+        return n_ctx_of(read_props(url))
+    except ServerDown as e:
+        raise InfraError(str(e)) from None
 
 
 # -- the harness ----------------------------------------------------------------------------------
@@ -356,7 +352,7 @@ class _PiRun:
         agent, work = self.tmp / "agent", self.ep.workdir or self.tmp / "work"
         agent.mkdir()
         work.mkdir(parents=True, exist_ok=True)
-        window = self.p.window(n_ctx_of(self.ep.url))
+        window = self.p.window(server_n_ctx(self.ep.url))
         base_url = self.ep.url.rstrip("/") + "/v1"
         (agent / "models.json").write_text(json.dumps(models_json(base_url, self.ep.model, window, self.p.max_tokens)))
         (agent / "settings.json").write_text(json.dumps(settings_json(self.p, self.ep.model)))
