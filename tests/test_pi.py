@@ -122,11 +122,15 @@ def test_pi_keeps_the_failed_step_when_it_compacts_after_the_overflow():
                            MITIGATED.replace(proactive_compaction=False))
     [compaction] = trial.compactions
     assert compaction["reason"] == "overflow" and compaction["summary"].startswith("## Original task (verbatim)")
+    failed = next(s for s in engine.served if s.status == 400).request["messages"]
     retry = engine.served[-3].request["messages"]
-    assert [m["role"] for m in retry] == ["system", "user", "assistant", "tool"]
+    roles = [m["role"] for m in retry]
+    # The summary, then the newest whole steps (call and result) worth keepRecentTokens.
+    assert roles[:2] == ["system", "user"] and roles[2:] == ["assistant", "tool"] * ((len(roles) - 2) // 2)
+    assert 1 <= (len(roles) - 2) // 2 < sum(m["role"] == "tool" for m in failed)
     assert retry[1]["content"][0]["text"].startswith("The conversation history before this point was compacted")
     assert [t.compaction for t in trial.turns if t.compaction] == ["overflow"]
-    assert json.dumps(retry).count("call_path008") == 2  # the last call and its result, kept
+    assert json.dumps(retry).count(failed[-1]["tool_call_id"]) == 2  # the failed step's call and result, kept
 
 
 @needs_pi
@@ -139,20 +143,22 @@ def test_pi_compacts_inside_the_run_before_the_request_that_would_pass_the_windo
     assert compaction["reason"] == "threshold" and compaction["summary"].startswith("## Original task (verbatim)")
     [i] = [n for n, s in enumerate(engine.served) if "<conversation>" in str(s.request["messages"])]
     compacted = engine.served[i + 1].request["messages"]
-    assert [m["role"] for m in compacted] == ["system", "user", "assistant", "tool"]
+    roles = [m["role"] for m in compacted]
+    kept = (len(roles) - 2) // 2  # the newest whole steps (call and result) worth keepRecentTokens
+    assert roles[:2] == ["system", "user"] and roles[2:] == ["assistant", "tool"] * kept and kept >= 1
     assert compacted[1]["content"][0]["text"].startswith("The conversation history before this point was compacted")
     # The step it was about to send, kept whole: the recorded request ends with the same tool result.
     recorded = engine.cassette.interactions[engine.served[i + 1].index].request["messages"]
-    assert compacted[-1]["tool_call_id"] == recorded[-1]["tool_call_id"] == compacted[2]["tool_calls"][0]["id"]
+    assert compacted[-1]["tool_call_id"] == recorded[-1]["tool_call_id"] == compacted[-2]["tool_calls"][0]["id"]
     summarized = engine.served[i].request["messages"][1]["content"]
-    kept_call = compacted[2]["tool_calls"][0]["function"]["arguments"]
-    assert json.loads(kept_call)["command"] not in summarized  # the older steps only
-    assert json.loads(recorded[-4]["tool_calls"][0]["function"]["arguments"])["command"] in summarized
+    command = lambda m: json.loads(m["tool_calls"][0]["function"]["arguments"])["command"]  # noqa: E731
+    assert not any(command(m) in summarized for m in compacted[2::2])  # the older steps only
+    assert command(recorded[-2 * kept - 2]) in summarized
     assert compaction["summary"] in compacted[1]["content"][0]["text"]
     assert [t.index for t in trial.turns if t.compaction] == [i]  # the turn sent after the summary request
     assert trial.requests[i + 1] == engine.served[i + 1].request  # the trial keeps what went out
     later = engine.served[i + 2].request["messages"]
-    assert later[:4] == compacted  # the compaction holds for the rest of the run
+    assert later[:len(compacted)] == compacted  # the compaction holds for the rest of the run
 
 
 @needs_pi
