@@ -121,28 +121,45 @@ class ReplayEngine:
         self.played: set[int] = set()
         self.served: list[Served] = []
         self.errors: list[ReplayMismatch] = []
+        self._recorded_chars = self._measure()
         self.chars_per_token = self._calibrate()
         self._lock = threading.Lock()
+
+    def _measure(self) -> list[int]:
+        """prompt_chars of every recorded request, measuring each stored message once: a real
+        trial's requests share their history, and serializing each whole would take seconds."""
+        sizes: dict[int, int] = {}  # id -> chars; the cassette keeps the messages alive
+
+        def size(m) -> int:
+            if (n := sizes.get(id(m))) is None:
+                n = sizes[id(m)] = len(json.dumps(m))
+            return n
+        out = []
+        for it in self.cassette.interactions:
+            msgs, rest = it.request.get("messages", []), len(json.dumps(it.request.get("tools", [])))
+            out.append(rest + (sum(map(size, msgs)) + 2 * len(msgs) if msgs else 2))  # "[", ", ", "]"
+        return out
 
     def _calibrate(self) -> float:
         """chars per token of this recording: its requests' sizes against the prompt tokens the
         server counted for them."""
         chars = tokens = 0
-        for it in self.cassette.interactions:
+        for it, n_chars in zip(self.cassette.interactions, self._recorded_chars):
             n = _recorded_prompt_tokens(it)
             if n and not it.scripted:
-                chars, tokens = chars + prompt_chars(it.request), tokens + n
+                chars, tokens = chars + n_chars, tokens + n
         return chars / tokens if tokens else 4.0
 
     # -- what a request gets -------------------------------------------------------------
-    def estimate_tokens(self, request: dict, it: Interaction | None) -> int:
+    def estimate_tokens(self, request: dict, i: int | None) -> int:
+        it = self.cassette.interactions[i] if i is not None else None
         recorded = _recorded_prompt_tokens(it) if it else None
         if recorded is None:
             return round(prompt_chars(request) / self.chars_per_token)
         if request == it.request:
             return recorded
         # Same step, different history (a nudge, a compaction): move from the recorded count.
-        return max(1, recorded + round((prompt_chars(request) - prompt_chars(it.request)) / self.chars_per_token))
+        return max(1, recorded + round((prompt_chars(request) - self._recorded_chars[i]) / self.chars_per_token))
 
     def _find(self, request: dict) -> tuple[int, Interaction]:
         key, its = request_key(request), self.cassette.interactions
@@ -178,8 +195,8 @@ class ReplayEngine:
     def _answer(self, request: dict) -> Reply:
         i, it = self._find(request)
         n_ctx = self.cassette.n_ctx
-        tokens = self.estimate_tokens(request, it)
-        if tokens >= n_ctx:
+        tokens = self.estimate_tokens(request, i)
+        if n_ctx is not None and tokens >= n_ctx:
             if _is_exceed(it):
                 self._mark(i)
             self.served.append(Served(request, None, 400, tokens))
@@ -187,7 +204,7 @@ class ReplayEngine:
         if _is_exceed(it):  # the request fits now (compacted): the recorded 400 does not apply
             self._mark(i)
             i, it = self._find(request)
-            tokens = self.estimate_tokens(request, it)
+            tokens = self.estimate_tokens(request, i)
         self._mark(i)
         served = Served(request, i, it.status, tokens)
         self.served.append(served)
