@@ -34,9 +34,10 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
     cpu, start = children_cpu(), time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, children_cpu() - cpu
-    summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
-    if done.returncode:
-        summary += f"  [exit {done.returncode}]"
+    lines = done.stdout.strip().splitlines() or ["(no output)"]
+    summary = lines[-1]
+    if done.returncode:  # name what failed: a timing of a broken run is no timing
+        summary += f"  [exit {done.returncode}] " + " ".join(l for l in lines if l.startswith(("FAILED", "ERROR")))
     return wall, cpu, summary
 
 
@@ -60,7 +61,7 @@ def main() -> int:
     for _ in range(args.repeat):
         for run, extra in runs.items():
             for name, tree in trees.items():  # interleaved: both trees meet the same load
-                r = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra], tree)
+                r = timed([sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *extra], tree)
                 results.setdefault((name, run), []).append(r)
                 print(f"{name:40} {run:7} wall {r[0]:6.1f} s  CPU {r[1]:6.1f} s  {r[2]}", flush=True)
     after = slowdown()
