@@ -7,6 +7,7 @@ wiring: running a trial is run.py's, the smoke set's report and floors are smoke
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -133,36 +134,58 @@ def cassette_dir(request) -> Path:
     return Path(request.node.path).parent / "cassettes"
 
 
+@pytest.fixture(scope="session")
+def _replays() -> dict:
+    """One session's cassettes and replays, by what determines them (see `replay`)."""
+    return {}
+
+
 @pytest.fixture
-def load_cassette(cassette_dir):
+def load_cassette(cassette_dir, _replays):
     """Load a cassette by path, or by name: from the cassette dir, else the packaged failure
     cassettes (polyglot-rust-c, path-tracing-reverse, db-wal-recovery, ...)."""
-    def load(name: str | Path) -> cs.Cassette:
+    def find(name: str | Path) -> Path:
         path = Path(name)
         if path.suffix:
-            return cs.load(path)
+            return path.resolve()
         shipped = shipped_cassettes()
         for candidate in (cassette_dir / f"{name}.yaml", shipped.get(str(name))):
             if candidate and candidate.is_file():
-                return cs.load(candidate)
+                return candidate.resolve()
         raise FileNotFoundError(f"cassette {name!r}: not in {cassette_dir} (set --cassette-dir or the ini's "
                                 f"tbreplay_cassette_dir) nor among the packaged ones ({', '.join(shipped)})")
+
+    def load(name: str | Path) -> cs.Cassette:
+        path = find(name)
+        key = ("cassette", str(path), path.stat().st_mtime_ns)
+        if key not in _replays:
+            _replays[key] = cs.load(path)
+        return _replays[key]
     return load
 
 
 @pytest.fixture
-def replay(request, load_cassette, pytestconfig):
+def replay(request, load_cassette, pytestconfig, _replays):
     """Run a harness against a cassette: `replay("polyglot-rust-c", "mitigated", harness="reference")`
     -> run.Replayed (trial, served, requests, turns, cassette).
 
     The trial's tool calls are answered from the cassette; a request the cassette cannot answer
-    fails the test with the interaction index and a diff."""
+    fails the test with the interaction index and a diff. Replay is deterministic, so a cassette
+    file replayed again in the session with the same profile and harness is not run twice: the
+    tests share its Replayed (treat it as read-only)."""
     opt = pytestconfig.option
 
     def run(name: str | Path | cs.Cassette, profile: str | Path | Profile = "baseline", harness: str = "reference",
             strict: bool | None = None) -> Replayed:
-        c = name if isinstance(name, cs.Cassette) else load_cassette(name)
-        replayed = replay_cassette(c, profile_of(pytestconfig, profile), harness, realtime=opt.realtime)
+        prof = profile_of(pytestconfig, profile)
+        if isinstance(name, cs.Cassette):  # built or edited in the test: always run
+            replayed = replay_cassette(name, prof, harness, realtime=opt.realtime)
+        else:
+            c = load_cassette(name)
+            key = ("replay", id(c), json.dumps(dataclasses.asdict(prof), sort_keys=True), harness, opt.realtime)
+            if key not in _replays:
+                _replays[key] = replay_cassette(c, prof, harness, realtime=opt.realtime)
+            replayed = _replays[key]
         replayed.engine.check(strict=opt.strict_replay if strict is None else strict)
         record_trial(request.node, replayed.trial)
         return replayed

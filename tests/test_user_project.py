@@ -66,6 +66,25 @@ def test_the_packaged_failure_cassettes_are_reachable_by_name(pytester):
     pytester.runpytest().assert_outcomes(passed=1)
 
 
+def test_a_replay_repeated_in_the_session_runs_once_and_a_different_profile_runs_again(pytester):
+    pytester.makepyfile("""
+        seen = []
+
+        def test_first(replay):
+            seen.append(replay("db-wal-recovery", "mitigated"))
+
+        def test_same(replay):
+            assert replay("db-wal-recovery", "mitigated") is seen[0]  # deterministic: shared, not rerun
+
+        def test_other_profile(replay):
+            r = replay("db-wal-recovery", "baseline")
+            assert r is not seen[0] and r.trial.final_text.startswith("Done!")
+    """)
+    r = pytester.runpytest("-p", "no:randomly")
+    r.assert_outcomes(passed=3)
+    r.stdout.fnmatch_lines(["*tbreplay trials*", "test_first *", "test_same *", "test_other_profile *"])
+
+
 # -- profiles ----------------------------------------------------------------------------------
 PROFILE = "name: mine\ncontext_window: 65536\nmax_tokens: 4096\nverify_before_done: true\n"
 
