@@ -218,6 +218,9 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._tmp.cleanup()
 
     def run(self, name: str, args: dict) -> tuple[str, bool]:
@@ -225,10 +228,10 @@ class Sandbox:
         out, err = self.tools("reconstruct", name, mapped)
         return out.replace(str(self.app), "/app"), err
 
-    def verify(self, files: dict[str, str] = {}) -> str:
+    def verify(self, files: dict[str, str] | None = None) -> str:
         """The smoke task's verifier on the sandbox's /app (plus `files`, where the cassette's task
         names its answer differently from the smoke twin); fails the reconstruction unless it passes."""
-        for name, text in files.items():
+        for name, text in (files or {}).items():
             (self.app / name).write_text(text)
         verdict = self.task.verify(self.app, timeout=600)
         if not verdict.passed:
@@ -349,7 +352,7 @@ def polyglot(path: Path) -> None:
            f"{', '.join(printed[n].split()[0] for n in ('0', '1', '2', '10', '42'))} from Rust and "
            f"{', '.join(printed[n].split()[1] for n in ('0', '1', '2', '10', '42'))} from C++, and `ls` shows only "
            f"{out.split()[-1]} in /app/polyglot.", scripted="after the nudge: verified finish")
-    box.__exit__()
+    box.close()
     t.save(path, {"failure_mode": "B: single-turn runaway text loop to the 32000-token length stop",
                   "source": "failure-analysis.md §4-B (polyglot-rust-c: a 97,344-char text block)",
                   "acceptance": ["rustc main.rs and g++ -x c++ main.rs both build",
@@ -449,7 +452,7 @@ def path_tracing(path: Path) -> None:
     if float(cosine) < 0.995 or int(gzipped) >= 2048:
         raise SystemExit(f"path-tracing-reverse: the scripted mystery.c misses the task: {out}")
     box.verify({"image.c": MYSTERY_SOURCE.replace('"image.ppm"', '"reconstructed.ppm"')})
-    box.__exit__()
+    box.close()
     t.turn(f"/app/mystery.c reproduces the image: cosine similarity {cosine} (>= 0.995), {gzipped} bytes gzipped.",
            scripted="after the compaction: verified finish")
     t.save(path, {"failure_mode": "A': the request outgrows the server's 262144-token context: HTTP 400, trial lost",
@@ -498,7 +501,7 @@ def db_wal(path: Path) -> None:
     t.turn("Let me check the file against the criteria.", [reread],
            scripted="answer to the verify demand", match="nothing has checked your work", max_tokens=16384)
     [out] = t.run(box)
-    box.__exit__()
+    box.close()
     if out.splitlines()[0] != "11":
         raise SystemExit(f"db-wal-recovery: the re-read does not show the 11 fabricated rows: {out}")
     t.turn("The file has 11 rows, but I did not recover them: the WAL is still undecrypted, and rows 6-11 and "
