@@ -108,9 +108,10 @@ class MitigatedPiAgent:
                 "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
         for ext in self.extensions():
             args += ["-e", f"{ROOT}/ext/{ext}"]
-        args += ["-p", instruction] + [pi.PLACEHOLDER] * pi.SPARE_PROMPTS
-        # stdin /dev/null: pi reads a non-TTY stdin to its end before it starts.
-        return f"mkdir -p {LOGS} && {shlex.join(args)} < /dev/null > {LOGS}/pi.jsonl 2> {LOGS}/pi.stderr"
+        args += pi.print_args(pi.SPARE_PROMPTS)
+        # The instruction on stdin (printf is a shell builtin: no option parsing, no @file): see pi.print_args.
+        return (f"mkdir -p {LOGS} && printf %s {shlex.quote(instruction)} | {shlex.join(args)} "
+                f"> {LOGS}/pi.jsonl 2> {LOGS}/pi.stderr")
 
     async def _exec(self, environment, command: str, env: dict | None = None, timeout_sec: int | None = 120,
                     check: bool = True):

@@ -3,7 +3,7 @@
 A source is a Harbor job folder (all its trials), one trial folder, or a bare pi session `.jsonl`.
 Two trial layouts exist (Harbor 0.26, pi 0.73.1):
   MitigatedPi   agent/pi.jsonl (print-mode events, every delta kept), agent/pi.stderr,
-                agent/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
+                agent/pi/sessions/*.jsonl, agent/tbreplay.json (manifest: profile, n_ctx, /props, pi
                 version, models.json, settings), agent/tbreplay-request.json (the first request
                 without its conversation: system prompt, tools, max tokens, sampling fields)
   Harbor's pi   agent/pi.txt (events without deltas), agent/pi/sessions/*.jsonl, agent/trajectory.json
@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import cassette as cs
+from . import redact
 from .llama_stream import Answer, ToolCall, sse, word_pieces
 from .pisession import Call, Session, SessionError, read_session, text_of
 from .profiles import Profile, ProfileError, load_profile
@@ -94,15 +95,19 @@ def locate(path: Path) -> Trial:
     if path.is_file():
         return Trial(path.parent, path, "pi-session")
     agent = path / "agent"
-    for layout, folder in (("mitigated-pi", agent / "sessions"), ("harbor-pi", agent / "pi" / "sessions")):
-        sessions = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-        if sessions:
-            # One pi process per trial writes one session; a restart writes another: the last
-            # (by name: pi names them by start time) is the run that ended the trial.
-            return Trial(path, sessions[-1], layout, path.parent)
-    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/sessions/*.jsonl or agent/pi/sessions/*.jsonl)"
+    # MitigatedPi keeps its sessions where Harbor's pi does (agent/pi/sessions: Harbor's converter
+    # reads them there); earlier MitigatedPi versions used agent/sessions. Its manifest and pi.jsonl
+    # tell the two agents apart.
+    sessions = [p for folder in (agent / "pi" / "sessions", agent / "sessions") if folder.is_dir()
+                for p in sorted(folder.glob("*.jsonl"))]
+    if sessions:
+        mitigated = (agent / "tbreplay.json").exists() or (agent / "pi.jsonl").exists()
+        # One pi process per trial writes one session; a restart writes another: the last
+        # (by name: pi names them by start time) is the run that ended the trial.
+        return Trial(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
+    what = "agent/ folder" if not agent.is_dir() else "pi session (agent/pi/sessions/*.jsonl or agent/sessions/*.jsonl)"
     raise TrialImportError(f"{path}: no {what}: the agent never started or was not pi"
-                       + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
+                           + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
 
 
 def _exception(trial_dir: Path) -> str | None:
@@ -197,12 +202,15 @@ class _Importer:
     # -- responses ---------------------------------------------------------------------------------
     def _interactions(self) -> list[cs.Interaction]:
         template, system = self._template()
-        model = template.pop("model", None)
-        out = []
+        self.system_prompt = system
+        template = redact.value(template)  # redacted as a recording is (redact.py)
+        model = _model_name(template.pop("model", None))
+        out, clean = [], _Redacted()
         for n, (call, messages) in enumerate(self.session.requests(system)):
             if call.compaction is not None:
                 out.append(self._summary(call.compaction, call))
-            request = {"model": model or call.message.get("model", "local"), "messages": messages} | template
+            request = {"model": model or _model_name(call.message.get("model", "local")),
+                       "messages": [clean(m) for m in messages]} | template
             it = self._answer(call, n, request)
             if it is not None:
                 out.append(it)
@@ -219,7 +227,8 @@ class _Importer:
         usage = m.get("usage") or {}
         prompt = int(usage.get("input", 0)) + int(usage.get("cacheRead", 0)) + int(usage.get("cacheWrite", 0))
         start, end = m.get("timestamp", 0) / 1000, _seconds(call.entry.get("timestamp"))
-        answer = Answer(m.get("responseId") or f"chatcmpl-imported-{n:04d}", m.get("responseModel") or m.get("model", ""),
+        answer = Answer(m.get("responseId") or f"chatcmpl-imported-{n:04d}",
+                        _model_name(m.get("responseModel") or m.get("model", "")),
                         int(start), pieces, calls, m.get("stopReason", "stop"), prompt, int(usage.get("output", 0)),
                         int(usage.get("cacheRead", 0)), max(end - start, 0.0) if end else 0.0)
         text, offsets = sse(answer)
@@ -266,11 +275,11 @@ class _Importer:
         """pi's compaction asks the model for a summary; the session keeps only the summary."""
         self.synthesized.add("compaction summary requests (answered with the session's summary)")
         summary = compaction.get("summary", "")
-        text, offsets = sse(Answer(f"chatcmpl-summary-{compaction['id']}", call.message.get("model", ""),
+        text, offsets = sse(Answer(f"chatcmpl-summary-{compaction['id']}", _model_name(call.message.get("model", "")),
                                    int(_seconds(compaction.get("timestamp")) or 0),
                                    [("content", p) for p in word_pieces(summary)], [], "stop",
                                    int(compaction.get("tokensBefore") or 0), len(word_pieces(summary))))
-        request = {"model": call.message.get("model", ""), "messages": [
+        request = {"model": _model_name(call.message.get("model", "")), "messages": [
             {"role": "user", "content": "<conversation>(not kept by pi's session)</conversation>"}]}
         return cs.Interaction("POST", URI, json.dumps(request), 200, text, headers={"Content-Type": ["text/event-stream"]},
                               request_headers={"Content-Type": ["application/json"]}, chunk_offsets=offsets,
@@ -285,11 +294,12 @@ class _Importer:
         calls = self.session.calls
         meta = {"format": cs.FORMAT, "task": self._task(), "trial": self._trial_name(), "provenance": "imported",
                 "server": {"n_ctx": self.n_ctx, "n_ctx_source": self.n_ctx_source,
-                           "model": calls[0].message.get("model", "local"),
+                           "model": _model_name(calls[0].message.get("model", "local")),
                            "settings": ((self.manifest or {}).get("props") or {}).get("default_generation_settings", {})
                            .get("params", {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
+                "system_prompt": self.system_prompt,
                 "imported": self._imported(calls)}
         meta["failure_mode"] = meta["imported"]["outcome"]
         if self.n_ctx is None:
@@ -340,6 +350,25 @@ def trial_facts(t: Trial, session: Session) -> dict:
             "outcome": meta["outcome"], "n_ctx": imp.n_ctx, "max_tokens": imp.profile.get("max_tokens"),
             "wall_s": round(wall[0] - wall[1], 1) if None not in wall else None,
             "exception_type": meta["exception_type"], "pi_stderr": meta["pi_stderr"]}
+
+
+class _Redacted:
+    """Each distinct message redacted once; unchanged messages stay the shared objects they are."""
+
+    def __init__(self):
+        self._memo: dict[int, tuple[dict, dict]] = {}
+
+    def __call__(self, m: dict) -> dict:
+        hit = self._memo.get(id(m))
+        if hit is None or hit[0] is not m:
+            clean = redact.value(m)
+            hit = self._memo[id(m)] = (m, m if clean == m else clean)
+        return hit[1]
+
+
+def _model_name(model: str | None) -> str | None:
+    """A local GGUF path becomes its file name, as in a recording."""
+    return redact.file_name(model) if isinstance(model, str) and redact.is_local_path(model) else model
 
 
 def _outcome(result: dict, layout: str, reward) -> str:

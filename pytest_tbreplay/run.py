@@ -111,6 +111,8 @@ def live_trial(server, task: TaskSpec, profile: Profile, harness: str, workdir: 
     with RecordingProxy(server.url) as proxy:
         endpoint = Endpoint(proxy.url, workdir=workdir, model=model or server.model, budget_s=budget_s)
         trial = run_harness(harness, profile, task, endpoint)
+    if proxy.upstream_failures and trial.outcome != "infra":  # the server failed, not the model
+        trial.outcome, trial.error = "infra", proxy.upstream_failures[0]
     return trial, proxy, proxy.cassette(recording_metadata(task, trial, profile, harness, server, endpoint.model))
 
 

@@ -67,14 +67,16 @@ def test_run_writes_the_mitigated_config_from_the_servers_n_ctx():
     assert "JSON.stringify" in env.files[f"{harbor.ROOT}/slim_updates.mjs"]
 
 
-def test_run_starts_pi_in_print_mode_with_spare_prompts_and_no_stdin():
+def test_run_starts_pi_in_print_mode_with_spare_prompts_and_the_instruction_on_stdin():
     env, agent = run_agent(n_ctx="131072")
     assert not any("/props" in e["command"] for e in env.execs)  # n_ctx given: no need to ask
     command = env.execs[-1]["command"]
-    assert command.endswith(f"< /dev/null > {harbor.LOGS}/pi.jsonl 2> {harbor.LOGS}/pi.stderr")
-    args = shlex.split(command.split(" && ", 1)[1].split(" < ")[0])
+    assert command.endswith(f"> {harbor.LOGS}/pi.jsonl 2> {harbor.LOGS}/pi.stderr")
+    feed, pi_command = command.split(" && ", 1)[1].split(" | ", 1)
+    assert feed == "printf %s " + shlex.quote("Fix the bug in /app/x.py.")
+    args = shlex.split(pi_command.split(" > ")[0])
     assert args[:3] == [f"{harbor.ROOT}/node_modules/.bin/pi", "--mode", "json"]
-    assert args[args.index("-p") + 1] == "Fix the bug in /app/x.py."
+    assert args[args.index("-p") + 1] == ""  # see pi.print_args
     assert args[-pi.SPARE_PROMPTS:] == ["__PI_NEXT__"] * pi.SPARE_PROMPTS
     assert [args[i + 1].rsplit("/", 1)[1] for i, a in enumerate(args) if a == "-e"] == agent.extensions()
     assert env.execs[-1]["env"]["PI_CODING_AGENT_DIR"] == f"{harbor.ROOT}/agent"

@@ -18,13 +18,13 @@ from pytest_tbreplay.profiles import load_profile
 from pytest_tbreplay.replay import exceed_body
 from pytest_tbreplay.run import replay_cassette
 from pytest_tbreplay.whatif import whatif
-from trialgen import Session, bash, long_trial, trial_result, write, write_trial
+from trialgen import Session, bash, long_trial, manifest, trial_result, write, write_trial
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERFLOW_400 = "400 request (262300 tokens) exceeds the available context size (262144 tokens), try increasing it"
 
 
-def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, **result_kw) -> Path:
+def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, with_manifest=False, **result_kw) -> Path:
     """db-wal-recovery as the analysis saw it: fabricated rows, then 'Done!'."""
     s = Session("Recover all 11 records of /app/main.db into /app/recovered.json.")
     [a] = s.assistant("Let me look.", calls=[bash("sqlite3 /app/main.db 'select * from items'")], prompt=900)
@@ -35,7 +35,8 @@ def db_trial(tmp_path, layout="mitigated-pi", reward=0.0, exception=None, **resu
     root = tmp_path / "job" / "db-wal-recovery__AbCdEf1"
     result = trial_result("db-wal-recovery", root.name, reward=reward, exception=exception,
                           agent="mitigated-pi" if layout == "mitigated-pi" else "pi", **result_kw)
-    return write_trial(root, s, layout=layout, result=result, verifier="FAILED test_outputs.py::test_records - 6 made up")
+    return write_trial(root, s, layout=layout, result=result, verifier="FAILED test_outputs.py::test_records - 6 made up",
+                       manifest=manifest("mitigated", 131072) if with_manifest else None)
 
 
 def test_mitigated_pi_trial_imports_with_its_deltas_tool_results_and_metadata(tmp_path):
@@ -67,6 +68,35 @@ def test_mitigated_pi_trial_imports_with_its_deltas_tool_results_and_metadata(tm
     assert text == "Let me look."
     assert first.usage["prompt_tokens"] == 900
     assert [r.output for r in c.interactions[0].tool_results] == ["1|apple|100\n2|banana|200\n"]
+
+
+def test_mitigated_pis_manifest_makes_the_requests_exact(tmp_path):
+    c = import_trial(db_trial(tmp_path, with_manifest=True, n_ctx=None))
+    first = c.interactions[0].request
+    assert first["messages"][0] == {"role": "system", "content": "You are pi, as logged.\nCurrent date: 2026-11-01"}
+    assert first["dry_multiplier"] == 0.8 and first["max_completion_tokens"] == 16384
+    assert c.metadata["server"] == {"n_ctx": 131072, "n_ctx_source": "manifest", "model": "qwen3.6-35b-a3b",
+                                    "settings": {"temperature": 0.6, "top_k": 20}}
+    assert c.metadata["system_prompt"] == first["messages"][0]["content"]
+    synthesized = " ".join(c.metadata["imported"]["synthesized"])
+    assert "system prompt" not in synthesized and "request fields" not in synthesized
+    assert "chunk boundaries" not in synthesized
+
+
+def test_an_import_is_redacted_like_a_recording(tmp_path):
+    s = Session("Use the service")
+    s.assistant("ok", calls=[bash("curl localhost")])
+    s.result("call_0001", "bash", "fine")
+    s.assistant("done")
+    s.entries[-1]["message"]["model"] = "/home/me/models/qwen3.6-35b-a3b-Q4_K_M.gguf"
+    m = manifest()
+    root = write_trial(tmp_path / "t", s, result=trial_result("svc", "t", reward=0.0), manifest=m)
+    request = json.loads((root / "agent" / "tbreplay-request.json").read_text())
+    request |= {"api_key": "sk-live-123", "extra": {"password": "hunter2"}}
+    (root / "agent" / "tbreplay-request.json").write_text(json.dumps(request))
+    text = cs.save(import_trial(root), tmp_path / "c.yaml").read_text()
+    assert "sk-live-123" not in text and "hunter2" not in text and "/home/me/models" not in text
+    assert "qwen3.6-35b-a3b-Q4_K_M.gguf" in text
 
 
 def test_harbor_pi_trial_names_what_was_synthesized(tmp_path):
@@ -143,7 +173,7 @@ def test_a_bad_trial_is_named_and_never_stops_the_job(tmp_path, capsys):
     report = import_all([tmp_path / "job"], tmp_path / "out")
     assert [p.name for p in report.written] == [f"{good.name}.yaml"]
     problems = dict((p.name, e) for p, e in report.failed)
-    assert "no pi session" in problems["broken__1234567"] and "agent/sessions/*.jsonl" in problems["broken__1234567"]
+    assert "no pi session" in problems["broken__1234567"] and "agent/pi/sessions/*.jsonl" in problems["broken__1234567"]
     assert "s.jsonl:2: not JSON" in problems["torn__7654321"]
     assert main(["import", str(tmp_path / "job"), "-o", str(tmp_path / "out2")]) == 1
     out = capsys.readouterr()
@@ -160,16 +190,16 @@ def test_import_never_overwrites_a_cassette(tmp_path):
 
 
 def test_a_shared_history_is_stored_once(tmp_path):
-    s = long_trial(turns=40, grow_to=40_000)
+    s = long_trial(turns=20, grow_to=20_000)
     c = import_trial(write_trial(tmp_path / "t", s, result=trial_result("build", "t", reward=0.0)))
     cs.save(c, tmp_path / "c.yaml")
     cs.save(c, tmp_path / "f.yaml", flat=True)
-    raw, flat = (yaml.safe_load((tmp_path / f).read_text()) for f in ("c.yaml", "f.yaml"))
-    # system, user, then 40 x (assistant, tool result); the final answer is in no request
-    assert len(raw["messages"]) == 2 + 2 * 40
+    raw, flat = (yaml.load((tmp_path / f).read_text(), Loader=cs.Loader) for f in ("c.yaml", "f.yaml"))
+    # system, user, then 20 x (assistant, tool result); the final answer is in no request
+    assert len(raw["messages"]) == 2 + 2 * 20
     compact = sum(map(len, raw["messages"])) + sum(len(i["request"]["body"]) for i in raw["interactions"])
     bodies = sum(len(i["request"]["body"]) for i in flat["interactions"])
-    assert compact < bodies / 10, (compact, bodies)
+    assert compact < bodies / 5, (compact, bodies)
     assert [it.request for it in cs.load(tmp_path / "f.yaml").interactions] == \
            [it.request for it in cs.load(tmp_path / "c.yaml").interactions]
 
@@ -224,7 +254,7 @@ def make_job(tmp_path) -> Path:
     write_trial(job / "caffe-cifar-10__1111111", Session("never started"),
                 result=trial_result("caffe-cifar-10", "caffe-cifar-10__1111111", reward=0.0),
                 stderr='Error: Unknown provider "tbreplay"\n')
-    (job / "caffe-cifar-10__1111111" / "agent" / "sessions").rename(job / "caffe-cifar-10__1111111" / "agent" / "x")
+    (job / "caffe-cifar-10__1111111" / "agent" / "pi" / "sessions").rename(job / "caffe-cifar-10__1111111" / "agent" / "x")
     s = Session("miss")
     s.assistant("The best move is e4.", prompt=700)
     trial("chess-best-move", s)

@@ -157,18 +157,20 @@ def trial_result(task: str, trial: str, *, reward: float | None, exception: str 
 
 
 def write_trial(root: Path, s: Session, *, layout: str = "mitigated-pi", result: dict | None = None,
-                stderr: str = "", verifier: str = "FAILED test_outputs.py::test_answer") -> Path:
-    """A trial folder as Harbor leaves it."""
+                stderr: str = "", verifier: str = "FAILED test_outputs.py::test_answer",
+                manifest: dict | None = None) -> Path:
+    """A trial folder as Harbor leaves it (MitigatedPi's manifest and first request if given)."""
     agent = root / "agent"
+    (agent / "pi" / "sessions").mkdir(parents=True)
+    (agent / "pi" / "sessions" / "2026-11-01T10-00-00-000Z_01a2281d.jsonl").write_text(s.lines())
     if layout == "mitigated-pi":
-        (agent / "sessions").mkdir(parents=True)
-        (agent / "sessions" / "2026-11-01T10-00-00-000Z_01a2281d.jsonl").write_text(s.lines())
         (agent / "pi.jsonl").write_text("".join(json.dumps(e, separators=(",", ":")) + "\n"
                                                 for e in [s.header, *s.events]))
         (agent / "pi.stderr").write_text(stderr)
+        if manifest:
+            (agent / "tbreplay.json").write_text(json.dumps(manifest))
+            (agent / "tbreplay-request.json").write_text(json.dumps(first_request(manifest)))
     else:
-        (agent / "pi" / "sessions").mkdir(parents=True)
-        (agent / "pi" / "sessions" / "2026-11-01T10-00-00-000Z_01a2281d.jsonl").write_text(s.lines())
         (agent / "pi.txt").write_text("".join(json.dumps(e) + "\n" for e in [s.header, *s.events]
                                               if e["type"] != "message_update"))
         (agent / "trajectory.json").write_text(json.dumps(trajectory(s)))
@@ -177,6 +179,27 @@ def write_trial(root: Path, s: Session, *, layout: str = "mitigated-pi", result:
         (root / "verifier").mkdir()
         (root / "verifier" / "test-stdout.txt").write_text(verifier)
     return root
+
+
+def manifest(profile: str = "mitigated", n_ctx: int = 262144) -> dict:
+    """MitigatedPi's agent/tbreplay.json (pytest_tbreplay/harbor.py documents its keys)."""
+    from dataclasses import asdict
+
+    from pytest_tbreplay.profiles import load_profile
+    p = asdict(load_profile(profile))
+    return {"format": 1, "agent": "tbreplay-mitigated-pi", "pi_version": "0.73.1", "model": MODEL,
+            "api_base": "http://host.docker.internal:8080", "profile": p, "n_ctx": n_ctx,
+            "n_ctx_source": "agent kwarg n_ctx",
+            "props": {"default_generation_settings": {"n_ctx": n_ctx, "params": {"temperature": 0.6, "top_k": 20}}}}
+
+
+def first_request(m: dict) -> dict:
+    """agent/tbreplay-request.json: the first request without its conversation."""
+    from pytest_tbreplay.tools import pi_tools
+    p = m["profile"]
+    return {"model": MODEL, "messages": [{"role": "system", "content": "You are pi, as logged.\nCurrent date: 2026-11-01"}],
+            "stream": True, "stream_options": {"include_usage": True}, "store": False,
+            "max_completion_tokens": min(p["max_tokens"], 32000), "tools": pi_tools()} | (p.get("dry") or {})
 
 
 def trajectory(s: Session) -> dict:
