@@ -186,7 +186,7 @@ def test_a_cassette_without_the_instruction_fails_at_load_naming_the_key(pyteste
     pytester.makepyfile(USES_MINE)
     r = pytester.runpytest()
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*mine.yaml: metadata.instruction must be str, found None*"])
+    r.stdout.fnmatch_lines(["*mine.yaml: metadata.instruction must be *"])  # the loader or replay says so
 
 
 # -- a non-editable install -------------------------------------------------------------------------
