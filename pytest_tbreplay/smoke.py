@@ -7,6 +7,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .tasks import SMOKE_ROOT, Task, VerifierResult
@@ -95,6 +96,47 @@ def table(records: list[dict]) -> list[str]:
     lines.append(f"pass rate {rate} ({t['passed']}/{t['scored']} scored, {t['infra']} infra, "
                  f"{t['timeouts']} timeouts); median decode {med} tok/s")
     return lines
+
+
+class SmokeReport:
+    """The smoke records of one session (from this process or from xdist workers): written as a
+    JSON report, checked against the model's floors, printed as a table. The plugin registers one
+    per config, so an inner pytest session (pytester) keeps its own."""
+
+    def __init__(self, config):
+        self.config, self.records, self.path, self.problems = config, [], None, []
+
+    def pytest_runtest_logreport(self, report):
+        for key, value in getattr(report, "user_properties", []):
+            if key == "tbreplay_smoke" and report.when == "call":
+                self.records.append(json.loads(value))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        if not self.records or hasattr(self.config, "workerinput"):
+            return
+        opt = self.config.option
+        self.path = Path(opt.smoke_report or self.config.rootpath / ".tbreplay" / "smoke-report.json")
+        write_report(self.records, self.path)
+        try:
+            self.problems = check(self.records, thresholds_for(self.records[0]["model"]))
+        except ThresholdError as e:
+            self.problems = [str(e)]
+        if self.problems:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.records:
+            return
+        tr = terminalreporter
+        tr.section("tbreplay smoke")
+        for line in table(self.records):
+            tr.write_line(line)
+        tr.write_line(f"report: {self.path}")
+        for p in self.problems:
+            tr.write_line(f"THRESHOLD FAILED: {p}", red=True)
+        if not self.problems:
+            tr.write_line(f"thresholds for {self.records[0]['model']}: met", green=True)
 
 
 # -- the real benchmark path: the same tasks through `harbor run` ------------------------------

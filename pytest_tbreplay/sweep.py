@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 
 from .loopdetect import text_repetition
-from .profiles import MARGIN
 
 # Loops in progress, in the words of the analysis' runaway turns (§4-B): the model is asked to
 # continue each one, as a looping turn continues itself. Several, so a setting's figure is a mean
@@ -122,9 +121,7 @@ def profile_with(profile, sweep: Sweep, value):
     `profile.dry`, the sampler fields the harnesses merge into every request."""
     if sweep.kind != "request":
         return profile
-    if sweep.name == "max_tokens":
-        if profile.context_window == "auto":  # keep a full turn under n_ctx, as load_profile demands
-            return profile.replace(max_tokens=int(value), headroom=max(profile.headroom, int(value) + MARGIN))
+    if sweep.name == "max_tokens":  # the profile's budget keeps a full turn inside its window
         return profile.replace(max_tokens=int(value))
     return profile.replace(dry=dict(profile.dry or {}) | {sweep.name: value})
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
-SMOKE_ROOT = Path(__file__).resolve().parent.parent / "smoke"
+from .shipped import shipped
+
+SMOKE_ROOT = shipped("smoke")  # inside the package when installed from a wheel
 
 
 @dataclass

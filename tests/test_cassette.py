@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -76,7 +79,7 @@ def test_a_stream_without_done_or_error_is_truncated(tmp_path):
         cs.load(write(tmp_path, data))
 
 
-def test_save_is_atomic_never_overwrites_and_redacts(tmp_path):
+def test_save_never_overwrites_and_redacts(tmp_path):
     c = cs.load(SENTINEL)
     c.interactions[0].request_headers["Authorization"] = ["Bearer sk-secret"]
     path = cs.save(c, tmp_path / "out.yaml")
@@ -91,5 +94,32 @@ def test_save_is_atomic_never_overwrites_and_redacts(tmp_path):
     assert oct(path.stat().st_mode & 0o777) != "0o600"
 
 
-def test_loading_uses_libyaml_when_present():
-    assert issubclass(cs.Loader, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+# A child rewrites a cassette and is killed once the new text is written but not yet in place (it
+# stops itself at fsync, so the kill lands inside the save every time, never after it).
+KILLED_MID_SAVE = """
+import os, sys, time
+from pytest_tbreplay import cassette as cs
+def stop(fd):
+    print("written", flush=True)
+    time.sleep(600)
+os.fsync = stop
+c = cs.load(sys.argv[1])
+c.interactions[-1].body = c.interactions[-1].body.replace("Finished", "Rewritten")
+cs.save(c, sys.argv[2], overwrite=True)
+"""
+
+
+def test_a_save_killed_mid_write_leaves_the_old_cassette(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(SENTINEL.read_bytes())
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(SENTINEL), str(path)],
+                             stdout=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    try:
+        assert child.stdout.readline() == "written\n"
+        [tmp] = [p for p in tmp_path.iterdir() if p != path]  # the new text, not yet renamed
+        assert "Rewritten" in tmp.read_text()
+    finally:
+        child.kill()
+        child.wait()
+    assert path.read_bytes() == SENTINEL.read_bytes()
+    assert cs.load(path).interactions[-1].body == cs.load(SENTINEL).interactions[-1].body

@@ -93,7 +93,7 @@ def test_a_failed_install_says_what_failed():
         asyncio.run(harbor.MitigatedPiAgent().setup(Broken()))
 
 
-@pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")
+@pytest.mark.skipif(bool(pi.pi_problem()), reason=pi.pi_problem() or "")
 def test_the_n_ctx_command_reads_llama_servers_props():
     engine = ReplayEngine(cs.load(ROOT / "tests" / "cassettes" / "sentinel.yaml"))
     with ReplayServer(engine) as server:

@@ -1,15 +1,22 @@
 """The plugin as a user meets it: options, profiles, errors, and --record on a real server."""
-import pytest
+import dataclasses
 
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from pytest_tbreplay import cassette as cs
 from pytest_tbreplay.llama import CACHE
-from pytest_tbreplay.profiles import ProfileError, load_profile
+from pytest_tbreplay.profiles import Profile, ProfileError, load_profile
+from pytest_tbreplay.run import cassette_name, check_replay_metadata
 
 INNER = """
 from pytest_tbreplay.harness import TaskSpec
 
 def test_hello(live):
-    r = live(TaskSpec("hello", "Say hello in five words."), "baseline")
-    assert r.trial.turns
+    for words in ("five", "three"):  # two trials in one test: two cassettes
+        r = live(TaskSpec("hello", f"Say hello in {words} words."), "baseline")
+        assert r.trial.turns
 """
 
 
@@ -49,21 +56,67 @@ def test_live_tests_are_skipped_with_a_reason_without_live(pytester):
 
 
 @pytest.mark.live
-def test_record_writes_a_cassette_and_never_overwrites(pytester, tmp_path, monkeypatch):
+def test_record_writes_one_cassette_per_trial_and_never_overwrites(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("TBREPLAY_CACHE", str(CACHE))  # pytester moves HOME: keep the built server
     pytester.makepyfile(INNER)
     out = tmp_path / "rec"
     assert pytester.runpytest_subprocess("--live", "--record", "--record-dir", str(out)).ret == 0
-    [path] = out.glob("*.yaml")
-    text = path.read_text()
+    paths = sorted(out.glob("*.yaml"))
+    assert [p.name for p in paths] == ["test_hello-2.yaml", "test_hello.yaml"]
+    assert ["five" in p.read_text() for p in paths] == [False, True]
+    text = paths[1].read_text()
     assert "provenance: recorded" in text and "n_ctx: 8192" in text and "chunk_offsets" in text
-    before = path.read_bytes()
+    before = [p.read_bytes() for p in paths]
     again = pytester.runpytest_subprocess("--live", "--record", "--record-dir", str(out))
     assert again.ret == pytest.ExitCode.TESTS_FAILED
     again.stdout.fnmatch_lines(["*cassette exists; not overwriting it (use --record-mode=rewrite*"])
-    assert path.read_bytes() == before
+    assert [p.read_bytes() for p in paths] == before
     rewrite = pytester.runpytest_subprocess("--live", "--record", "--record-dir", str(out), "--record-mode=rewrite")
-    assert rewrite.ret == 0 and path.read_bytes() != before
+    assert rewrite.ret == 0 and [p.read_bytes() for p in paths] != before
+
+
+def test_record_names_each_trial_of_a_test_apart():
+    names = [cassette_name("test_x[reference-mitigated]", n) for n in (1, 2, 3)]
+    assert names == ["test_x_reference-mitigated_.yaml", "test_x_reference-mitigated_-2.yaml",
+                     "test_x_reference-mitigated_-3.yaml"]
+
+
+# -- profile fields are type-checked, each one ---------------------------------------------------------
+GOOD = {"name": "p", "context_window": 65536, "max_tokens": 8192}
+WRONG = {"int": st.sampled_from(["8k", True, 1.5, None, [1]]), "bool": st.sampled_from(["off", "yes", 1, 0, None]),
+         "str": st.sampled_from([1, True, None, ["x"]]), "dict | None": st.sampled_from([True, "on", 1, ["x"]]),
+         "int | str": st.sampled_from([True, 1.5, None, "lots"])}
+FIELDS = [f for f in dataclasses.fields(Profile)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(FIELDS), data=st.data())
+def test_every_profile_field_with_a_wrong_type_is_named_in_the_error(tmp_path_factory, field, data):
+    value = data.draw(WRONG[field.type])
+    path = tmp_path_factory.mktemp("p") / "p.yaml"
+    path.write_text(yaml.safe_dump(GOOD | {field.name: value}))
+    with pytest.raises(ProfileError, match=rf"p.yaml: {field.name} must be "):
+        load_profile(path)
+
+
+# -- the metadata replay reads is checked when a cassette is loaded -------------------------------------
+SENTINEL_META = cs.load(__import__("pathlib").Path(__file__).parent / "cassettes" / "sentinel.yaml").metadata
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("instruction", None, "metadata.instruction must be str"),
+    ("task", 3, "metadata.task must be str"),
+    ("acceptance", "build it", "metadata.acceptance must be list"),
+    ("acceptance", [1], r"metadata.acceptance\[0\] must be str"),
+    ("history", {}, "metadata.history must be list"),
+    ("server", None, "metadata.server must be dict"),
+    ("server", {"model": "m"}, "metadata.server.n_ctx must be int"),
+    ("server", {"n_ctx": 8192, "model": 1}, "metadata.server.model must be str"),
+])
+def test_each_metadata_key_replay_reads_is_checked(key, value, message):
+    check_replay_metadata(SENTINEL_META, "c.yaml")  # the real one passes
+    with pytest.raises(cs.CassetteError, match=f"c.yaml: {message}"):
+        check_replay_metadata(SENTINEL_META | {key: value}, "c.yaml")
 
 
 SMOKE_RECORD = """

@@ -51,12 +51,12 @@ def test_max_tokens_cuts_the_recorded_stream_with_finish_length(polyglot):
 
 
 def test_llama_servers_exact_400_when_the_request_reaches_n_ctx(path_tracing):
-    engine = ReplayEngine(path_tracing)
-    for i in range(8):
+    engine, failed = ReplayEngine(path_tracing), path_tracing.metadata["failure"]["interaction"]
+    for i in range(failed):
         post(engine, path_tracing.interactions[i].request)
-    r, _ = post(engine, path_tracing.interactions[8].request)
+    r, _ = post(engine, path_tracing.interactions[failed].request)
     assert r.status_code == 400
-    recorded = json.loads(path_tracing.interactions[8].body)
+    recorded = json.loads(path_tracing.interactions[failed].body)
     assert r.json() == recorded == exceed_body(recorded["error"]["n_prompt_tokens"], 262144)
     assert r.json()["error"]["message"].endswith("exceeds the available context size (262144 tokens), try increasing it")
 
