@@ -30,7 +30,8 @@ def test_request_settings_reach_the_profile_the_harness_sends():
     p = load_profile("mitigated-cpu")
     assert sw.profile_with(p, sw.parse("max_tokens=64,128"), 64).max_tokens == 64
     big = sw.profile_with(load_profile("mitigated"), sw.parse("max_tokens=32000"), 32000)
-    assert (big.max_tokens, big.headroom) == (32000, 33024)  # a full turn still fits under n_ctx
+    b = big.budget(262144)  # max tokens counted once: a full turn still fits inside the window
+    assert (b.max_tokens, b.window) == (32000, 262144 - 8192) and b.prompt_limit == 262144 - 8192 - 32000
     dry = sw.profile_with(p, sw.parse("dry_multiplier=0,0.8"), 0).dry
     assert dry == {"dry_multiplier": 0, "dry_base": 1.75, "dry_allowed_length": 2}
     assert sw.profile_with(load_profile("baseline"), sw.parse("reasoning_budget_tokens=2000"), 2000).dry == \
