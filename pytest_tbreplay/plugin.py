@@ -44,7 +44,7 @@ def pytest_addoption(parser):
     g.addoption("--record-dir", default=None, help="where --record writes (default: <rootdir>/cassettes/recorded)")
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
-    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run` (needs harbor)")
+    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
 
 
 def pytest_configure(config):

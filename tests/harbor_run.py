@@ -25,7 +25,8 @@ from pytest_tbreplay import smoke
 REPO = Path(__file__).resolve().parent.parent
 HARBOR_VENV = Path(os.environ.get("TBREPLAY_HARBOR_VENV") or REPO / ".venv-harbor")
 AGENTS = {"mitigated": smoke.HARBOR_AGENT, "harbor-pi": "harbor_pi:CachedPi"}
-ENVIRONMENT = "harbor_env:ChrootEnvironment"
+# Docker-free by default; TBREPLAY_HARBOR_ENV=docker on a desktop with Docker.
+ENVIRONMENT = os.environ.get("TBREPLAY_HARBOR_ENV") or "harbor_env:ChrootEnvironment"
 
 
 def harbor_problem() -> str | None:
@@ -34,7 +35,7 @@ def harbor_problem() -> str | None:
         return (f"no Harbor venv at {HARBOR_VENV}: make it with `python3.12 -m venv {HARBOR_VENV} && "
                 f"{HARBOR_VENV}/bin/pip install harbor==0.26.0 -e {REPO}` (as .ci/run does), "
                 f"or point TBREPLAY_HARBOR_VENV at one")
-    if os.geteuid() != 0:
+    if ENVIRONMENT.startswith("harbor_env:") and os.geteuid() != 0:
         return "the Docker-free Harbor environment needs root (mount namespaces), as Docker does"
     return None
 
