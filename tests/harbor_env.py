@@ -34,6 +34,10 @@ OWN = ("app", "logs/agent", "logs/verifier", "logs/artifacts", "tests", "solutio
        "var/tmp", "run", "home", "usr", "etc", "dev", "proc")
 LINKS = ("bin", "lib", "lib64", "sbin")  # merged-/usr links, copied from the host
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The host's network settings, passed in as a container would get them (npm needs the CA bundle
+# where TLS is intercepted; Node ignores the system's otherwise).
+HOST_NETWORK = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "http_proxy", "https_proxy", "no_proxy",
+                "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 # Runs on the host inside `unshare -m`: bind the host's system into the root, then chroot.
 ENTER = """\
 set -e
@@ -114,7 +118,8 @@ class ChrootEnvironment(BaseEnvironment):
     async def exec(self, command: str, cwd: str | None = None, env: dict[str, str] | None = None,
                    timeout_sec: int | None = None, user: str | int | None = None) -> ExecResult:
         # `user` is ignored: everything runs as root, as in most Terminal-Bench images.
-        variables = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"} | (self._merge_env(env) or {})
+        variables = ({"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": "dumb"}
+                     | {k: os.environ[k] for k in HOST_NETWORK if k in os.environ} | (self._merge_env(env) or {}))
         script = f"cd {shlex.quote(cwd or '/app')} && {command}"
         argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", ENTER, "enter", str(self.root),
                 *[f"{k}={v}" for k, v in variables.items()], "/bin/bash", "-c", script]
