@@ -106,7 +106,7 @@ class ChrootEnvironment(BaseEnvironment):
         shutil.copy(source_path, target)
 
     async def upload_dir(self, source_dir, target_dir: str):
-        shutil.copytree(source_dir, self._host(target_dir), dirs_exist_ok=True)
+        shutil.copytree(source_dir, self._host(target_dir), dirs_exist_ok=True, symlinks=True)
 
     async def download_file(self, source_path: str, target_path):
         Path(target_path).parent.mkdir(parents=True, exist_ok=True)
