@@ -20,7 +20,9 @@ retried, no valid reward), writes models.json, settings.json and the extension c
 in print mode the way Harbor's own pi agent does (`--mode json -p`, stdin /dev/null) plus the
 mitigation extensions and print_continue.ts, which turns spare `__PI_NEXT__` prompts into the
 nudges, verify demands and overflow retries that print mode would otherwise drop. A non-zero exit
-of pi raises Harbor's NonZeroAgentExitCodeError with the tail of pi's stderr. After the run,
+of pi raises Harbor's NonZeroAgentExitCodeError with the tail of pi's stderr; so does a session that
+ends on a failed request (pi exits 0 then), and one that ends on the server's context 400 raises
+ContextWindowExceededError naming both sizes (both graded as a failure). After the run,
 Harbor's own pi converter turns the session into agent/trajectory.json (ATIF) and fills the token
 counts of result.json.
 
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -111,13 +114,17 @@ class PiExitError(RuntimeError):
     """pi exited non-zero or never reached the model (Harbor's NonZeroAgentExitCodeError in MitigatedPi)."""
 
 
+OVERFLOW = re.compile(r"exceeds the available context size|context length|maximum context", re.I)
+
+
 class MitigatedPiAgent:
     """Everything MitigatedPi does, on any object with Harbor's environment interface
     (`await exec(command, cwd=None, env=None, timeout_sec=None)` -> .stdout/.stderr/.return_code,
     `await upload_file(source_path, target_path)`)."""
 
     profile_name = "mitigated"
-    exit_error: type[Exception] = PiExitError  # MitigatedPi: Harbor's graded types
+    exit_error: type[Exception] = PiExitError  # MitigatedPi: Harbor's types, graded by its policy
+    overflow_error: type[Exception] = PiExitError
     refusal_error: type[Exception] = ProfileError
 
     def __init__(self, model_name: str | None = None, *, api_base: str = DEFAULT_API_BASE,
@@ -186,10 +193,23 @@ class MitigatedPiAgent:
         if done.return_code:
             raise self.exit_error(f"pi exited {done.return_code}; the end of its stderr ({LOGS}/pi.stderr):\n"
                                   f"{await self._stderr_tail(environment)}")
-        sessions = await self._exec(environment, f"ls {SESSIONS}", check=False)
-        if not sessions.stdout.strip():
+        last = await self._exec(environment, f'tail -n 1 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
+        if last.return_code or not (last.stdout or "").strip():
             raise self.exit_error(f"pi exited 0 without a session: it never got an answer from {self.api_base}. "
                                   f"The end of its stderr:\n{await self._stderr_tail(environment)}")
+        self.check_ending(json.loads(last.stdout.strip().splitlines()[-1]), n_ctx, window)
+
+    def check_ending(self, entry: dict, n_ctx: int, window: int) -> None:
+        """Raise when pi's session ends on a failed request (pi exits 0 then): never a silent 0."""
+        m = entry.get("message") or {}
+        if m.get("role") != "assistant" or m.get("stopReason") != "error":
+            return
+        error = m.get("errorMessage") or "(no message)"
+        if OVERFLOW.search(error):
+            raise self.overflow_error(f"the server refused pi's last request, and no compaction and retry got past "
+                                      f"it: {error} (per-slot n_ctx {n_ctx}; pi's window {window}, profile "
+                                      f"{self.profile.name})")
+        raise self.exit_error(f"pi's last request failed: {error}")
 
     async def _stderr_tail(self, environment) -> str:
         tail = await self._exec(environment, f"tail -c 3000 {LOGS}/pi.stderr", check=False)
@@ -252,7 +272,8 @@ def _build():
     """MitigatedPi: MitigatedPiAgent as a Harbor BaseAgent (needs Harbor, Python >= 3.12)."""
     try:
         from harbor.agents.base import BaseAgent
-        from harbor.agents.installed.base import NonZeroAgentExitCodeError, UnsupportedModelParametersError
+        from harbor.agents.installed.base import (ContextWindowExceededError, NonZeroAgentExitCodeError,
+                                                  UnsupportedModelParametersError)
         from harbor.agents.installed.pi import Pi
         from harbor.agents.options import AgentOptions
         from pydantic import Field
@@ -277,6 +298,7 @@ def _build():
         options_model = MitigatedPiOptions
         DEFAULT_SETUP_TIMEOUT_SEC = SETUP_TIMEOUT_SEC
         exit_error = NonZeroAgentExitCodeError
+        overflow_error = ContextWindowExceededError
         refusal_error = UnsupportedModelParametersError
 
         def __init__(self, logs_dir, model_name=None, *args, **kwargs):

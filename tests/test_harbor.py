@@ -35,9 +35,11 @@ PROPS = {"default_generation_settings": {"n_ctx": 262144, "params": {}}, "total_
 class FakeEnvironment:
     """Harbor's environment interface, recording instead of running."""
 
-    def __init__(self, props: dict | None = PROPS, pi_exit: int = 0, pi_stderr: str = "", session: bool = True):
+    def __init__(self, props: dict | None = PROPS, pi_exit: int = 0, pi_stderr: str = "", last: dict | None = None):
         self.execs, self.files, self.props = [], {}, props
-        self.pi_exit, self.pi_stderr, self.session = pi_exit, pi_stderr, session
+        self.pi_exit, self.pi_stderr = pi_exit, pi_stderr
+        # the last entry of pi's session file (None: no session)
+        self.last = {"type": "message", "message": {"role": "assistant", "stopReason": "stop"}} if last is None else last
         self.dirs: set[str] = set()
 
     async def exec(self, command, cwd=None, env=None, timeout_sec=None):
@@ -53,8 +55,8 @@ class FakeEnvironment:
             return SimpleNamespace(stdout="", stderr="", return_code=self.pi_exit)
         if command.startswith("tail -c"):
             return SimpleNamespace(stdout=self.pi_stderr, stderr="", return_code=0)
-        if command.startswith("ls "):
-            return SimpleNamespace(stdout="s.jsonl\n" if self.session else "", stderr="", return_code=0)
+        if command.startswith("tail -n 1"):
+            return SimpleNamespace(stdout=json.dumps(self.last) + "\n" if self.last else "", stderr="", return_code=0)
         return SimpleNamespace(stdout=pi.PI_VERSION, stderr="", return_code=0)
 
     async def upload_file(self, source_path, target_path):
@@ -144,7 +146,16 @@ def test_pis_failures_raise_with_the_tail_of_its_stderr():
     with pytest.raises(harbor.PiExitError, match='pi exited 1.*\n.*Unknown provider "tbreplay"'):
         run_agent(env=env)
     with pytest.raises(harbor.PiExitError, match="without a session: it never got an answer"):
-        run_agent(env=FakeEnvironment(session=False, pi_stderr="fetch failed"))
+        run_agent(env=FakeEnvironment(last={}, pi_stderr="fetch failed"))
+    # pi exits 0 when its last request failed: the session says so.
+    failed = {"type": "message", "message": {"role": "assistant", "stopReason": "error", "errorMessage": "Connection error."}}
+    with pytest.raises(harbor.PiExitError, match="pi's last request failed: Connection error."):
+        run_agent(env=FakeEnvironment(last=failed))
+    overflow = "400 request (1053 tokens) exceeds the available context size (1024 tokens), try increasing it"
+    failed["message"]["errorMessage"] = overflow
+    with pytest.raises(harbor.PiExitError, match=r"refused .*\(1053 tokens\).*\(1024 tokens\).*n_ctx 262144; pi's window 237568"):
+        run_agent(env=FakeEnvironment(last=failed))
+    run_agent(env=FakeEnvironment(last={"type": "compaction", "summary": "s"}))  # not an ending pi failed on
     with pytest.raises(harbor.PiExitError, match=r"cannot read the server's n_ctx from http://h:1 \(give --ak n_ctx"):
         run_agent(env=FakeEnvironment(props=None), api_base="http://h:1")
     run_agent(env=FakeEnvironment(props=None), n_ctx=262144)  # n_ctx given: /props is only for the manifest
