@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_tbreplay import smoke
@@ -69,13 +70,14 @@ def trial_command(task_dir: Path, agent: str, server_url: str, jobs_dir: Path, j
 
 def run_trial(task_dir: Path, agent: str, server_url: str, jobs_dir: Path, *, model: str,
               n_ctx: int | None = None, profile: str | None = None, time_scale: float = 1.0,
-              timeout: float = 1800) -> Path:
-    """Run one trial with `harbor run`; returns the trial folder (found by its result.json)."""
+              extra: Sequence[str] = (), timeout: float = 2400) -> Path:
+    """Run one trial with `harbor run` (plus `extra` arguments); returns the trial folder (found by
+    its result.json)."""
     if agent not in AGENTS:
         raise ValueError(f"agent {agent!r}: one of {', '.join(AGENTS)}")
     job_name = f"{agent}-{Path(task_dir).name}-{uuid.uuid4().hex[:8]}"
     cmd = trial_command(Path(task_dir).resolve(), agent, server_url, Path(jobs_dir), job_name, model=model,
-                        n_ctx=n_ctx, profile=profile, time_scale=time_scale)
+                        n_ctx=n_ctx, profile=profile, time_scale=time_scale) + list(extra)
     done = subprocess.run(cmd, capture_output=True, text=True, env=harbor_env(), cwd=REPO, timeout=timeout)
     found = smoke.harbor_trial(Path(jobs_dir) / job_name, Path(task_dir).name)
     if found is None:
