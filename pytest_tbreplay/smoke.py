@@ -164,7 +164,7 @@ def harbor_record(task: Task, job_dir: Path, model: str, profile: str = "mitigat
     prompts = [(s.get("metrics") or {}).get("prompt_tokens") or 0 for s in steps]
     stdout = trial / "verifier" / "test-stdout.txt"
     return rec | {"outcome": harbor_outcome(r), "turns": len(prompts), "peak_prompt_tokens": max(prompts, default=0),
-                  "stop_reasons": [(s.get("extra") or {}).get("stop_reason") for s in steps],
+                  "stop_reasons": [(s.get("extra") or {}).get("stop_reason") or "?" for s in steps],
                   "wall_s": _seconds(r.get("started_at"), r.get("finished_at")),
                   "error": f"{exc['exception_type']}: {exc.get('exception_message', '')[-1000:]}" if exc else None,
                   "verifier_output": stdout.read_text()[-2000:] if stdout.is_file() else None}

@@ -25,6 +25,7 @@ from pytest_tbreplay import harbor, pi, smoke
 from pytest_tbreplay.harness import NUDGE
 from pytest_tbreplay.profiles import ProfileError
 from pytest_tbreplay.replay import ReplayEngine, ReplayServer
+from pytest_tbreplay.tasks import load_tasks
 
 from harbor_run import HARBOR_VENV, REPO, harbor_cli, harbor_problem, run_trial
 
@@ -321,6 +322,9 @@ def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_read
     assert [m["role"] for m in request["messages"]] == ["system"] and request["tools"]
     assert request["dry_multiplier"] == 0.8 and request["stream"] is True and request["max_completion_tokens"] == 128
     assert list((agent / "pi" / "sessions").glob("*.jsonl")) and (agent / "pi.jsonl").stat().st_size
+    # The smoke report reads the same trial through Harbor's error policy.
+    rec = smoke.harbor_record(load_tasks()["regex-log"], trial.parent, llama_server.model)
+    assert rec["outcome"] in ("passed", "failed", "timeout") and rec["turns"] >= 1 and rec["verifier_output"]
 
 
 @pytest.mark.live
