@@ -150,8 +150,11 @@ class MitigatedPiAgent:
             await environment.upload_file(str(pi.EXTENSIONS / ext), f"{ROOT}/ext/{ext}")
 
     def extensions(self) -> list[str]:
+        # print_continue.ts first: its session_before_compact handler must run before compaction.ts's
+        # (which awaits the summary request), or the spare prompts run out during a slow summary and
+        # print mode ends the session mid-compaction ("extension ctx is stale"; no retry is sent).
         # manifest.ts last: it records the request as the other extensions left it.
-        return pi.extensions(self.profile, replay=False) + ["print_continue.ts", "manifest.ts"]
+        return ["print_continue.ts"] + pi.extensions(self.profile, replay=False) + ["manifest.ts"]
 
     def fit(self, n_ctx: int) -> int:
         """The profile's window for this n_ctx; refuses one that cannot hold a full turn."""
@@ -193,15 +196,18 @@ class MitigatedPiAgent:
         if done.return_code:
             raise self.exit_error(f"pi exited {done.return_code}; the end of its stderr ({LOGS}/pi.stderr):\n"
                                   f"{await self._stderr_tail(environment)}")
-        last = await self._exec(environment, f'tail -n 1 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
+        last = await self._exec(environment, f'tail -n 2 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
         if last.return_code or not (last.stdout or "").strip():
             raise self.exit_error(f"pi exited 0 without a session: it never got an answer from {self.api_base}. "
                                   f"The end of its stderr:\n{await self._stderr_tail(environment)}")
-        self.check_ending(json.loads(last.stdout.strip().splitlines()[-1]), n_ctx, window)
+        self.check_ending([json.loads(line) for line in last.stdout.strip().splitlines()], n_ctx, window)
 
-    def check_ending(self, entry: dict, n_ctx: int, window: int) -> None:
-        """Raise when pi's session ends on a failed request (pi exits 0 then): never a silent 0."""
-        m = entry.get("message") or {}
+    def check_ending(self, entries: list[dict], n_ctx: int, window: int) -> None:
+        """Raise when pi's session ends on a failed request (pi exits 0 then), or on the compaction
+        after one whose retry was never sent: never a silent 0. `entries`: the session's last ones."""
+        if len(entries) > 1 and entries[-1].get("type") == "compaction":
+            entries = entries[:-1]  # the failed request it compacted for, unless that is not one
+        m = entries[-1].get("message") or {}
         if m.get("role") != "assistant" or m.get("stopReason") != "error":
             return
         error = m.get("errorMessage") or "(no message)"

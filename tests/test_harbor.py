@@ -56,8 +56,9 @@ class FakeEnvironment:
             return SimpleNamespace(stdout="", stderr="", return_code=self.pi_exit)
         if command.startswith("tail -c"):
             return SimpleNamespace(stdout=self.pi_stderr, stderr="", return_code=0)
-        if command.startswith("tail -n 1"):
-            return SimpleNamespace(stdout=json.dumps(self.last) + "\n" if self.last else "", stderr="", return_code=0)
+        if command.startswith("tail -n 2"):
+            last = self.last if isinstance(self.last, list) else [self.last] if self.last else []
+            return SimpleNamespace(stdout="".join(json.dumps(e) + "\n" for e in last), stderr="", return_code=0)
         return SimpleNamespace(stdout=pi.PI_VERSION, stderr="", return_code=0)
 
     async def upload_file(self, source_path, target_path):
@@ -88,6 +89,7 @@ def test_setup_makes_its_folders_installs_node_and_pi_and_uploads_the_extensions
                         "print_continue.ts", "manifest.ts", "common.ts"}
     assert env.files[f"{harbor.ROOT}/ext/length_nudge.ts"] == (pi.EXTENSIONS / "length_nudge.ts").read_text()
     assert agent.extensions()[-1] == "manifest.ts"  # last: it sees the payload as the others left it
+    assert agent.extensions()[0] == "print_continue.ts"  # first: it hears of a compaction before the summary
 
 
 def test_run_writes_the_mitigated_config_and_the_manifest_from_the_servers_props():
@@ -156,7 +158,11 @@ def test_pis_failures_raise_with_the_tail_of_its_stderr():
     failed["message"]["errorMessage"] = overflow
     with pytest.raises(harbor.PiExitError, match=r"refused .*\(1053 tokens\).*\(1024 tokens\).*n_ctx 262144; pi's window 237568"):
         run_agent(env=FakeEnvironment(last=failed))
-    run_agent(env=FakeEnvironment(last={"type": "compaction", "summary": "s"}))  # not an ending pi failed on
+    # The compaction for the retry, and then nothing: the retry was never sent.
+    compaction = {"type": "compaction", "summary": "s"}
+    with pytest.raises(harbor.PiExitError, match=r"refused .*\(1024 tokens\)"):
+        run_agent(env=FakeEnvironment(last=[failed, compaction]))
+    run_agent(env=FakeEnvironment(last=compaction))  # a threshold compaction alone is no failure
     with pytest.raises(harbor.PiExitError, match=r"cannot read the server's n_ctx from http://h:1 \(give --ak n_ctx"):
         run_agent(env=FakeEnvironment(props=None), api_base="http://h:1")
     run_agent(env=FakeEnvironment(props=None), n_ctx=262144)  # n_ctx given: /props is only for the manifest
