@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from . import cassette as cs
 from . import llama
@@ -65,6 +66,69 @@ def _show(args) -> int:
     return 0
 
 
+def _import(args) -> int:
+    from .importer import import_all
+    report = import_all(args.sources, args.output, n_ctx=args.n_ctx, overwrite=args.force)
+    for path in report.written:
+        print(f"wrote {path}")
+    for path, problem in report.failed:
+        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    print(f"{len(report.written)} imported, {len(report.failed)} failed")
+    return 1 if report.failed else 0
+
+
+def _summarize(args) -> int:
+    from . import summarize as sm
+    recs, failed = sm.records(args.sources)
+    for line in sm.table(recs):
+        print(line)
+    for path, problem in failed:
+        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    for option, write in ((args.json, sm.write_json), (args.csv, sm.write_csv), (args.plot, sm.plot)):
+        if option:
+            write(recs, option)
+            print(f"wrote {option}")
+    return 1 if failed else 0
+
+
+def _whatif(args) -> int:
+    from . import whatif as wi
+    from .importer import TrialImportError, find_trials, import_trial
+    from .profiles import load_profile
+    profile, results, failed = load_profile(args.profile), [], []
+    for source in args.sources:
+        try:
+            trials = [source] if source.endswith((".yaml", ".yml")) else find_trials(source)
+        except TrialImportError as e:
+            failed.append((source, str(e)))
+            continue
+        for trial in trials:
+            try:
+                c = cs.load(trial) if str(trial).endswith((".yaml", ".yml")) else import_trial(trial, args.n_ctx)
+                results.append(wi.whatif(c, profile, args.harness))
+            except (TrialImportError, cs.CassetteError, ValueError) as e:
+                failed.append((trial, str(e)))
+    for line in wi.table(results):
+        print(line)
+    for w in results:
+        for note in w.notes:
+            print(f"note {w.trial}: {note}")
+    for path, problem in failed:
+        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps([{"trial": w.trial, "task": w.task, "profile": w.profile,
+                                          "first": w.summary(), "left_recording_at": w.left_recording_at,
+                                          "effects": [vars(e) for e in w.effects], "notes": w.notes}
+                                         for w in results], indent=1))
+    return 1 if failed else 0
+
+
+def _export(args) -> int:
+    c = cs.load(args.cassette)
+    print(cs.save(c, args.output, overwrite=args.force, flat=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tbreplay", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -86,10 +150,36 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("show", help="summarize a cassette")
     s.add_argument("cassette")
     s.set_defaults(func=_show)
+    s = sub.add_parser("import", help="Harbor job/trial folders or pi sessions -> cassettes (provenance imported)")
+    s.add_argument("sources", nargs="+", type=Path, help="a Harbor job folder, trial folder, or pi session .jsonl")
+    s.add_argument("-o", "--output", type=Path, default=Path("cassettes/imported"), help="where cassettes go")
+    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when the trial does not say")
+    s.add_argument("--force", action="store_true", help="overwrite existing cassettes")
+    s.set_defaults(func=_import)
+    s = sub.add_parser("summarize", help="the failure analysis' per-trial table and failure modes")
+    s.add_argument("sources", nargs="+", type=Path, help="job/trial folders, pi sessions, cassettes, smoke report")
+    s.add_argument("--json", type=Path, help="write every number as JSON")
+    s.add_argument("--csv", type=Path, help="write the table as CSV")
+    s.add_argument("--plot", type=Path, help="write a PNG: peak context and longest turn per trial, by mode")
+    s.set_defaults(func=_summarize)
+    s = sub.add_parser("whatif", help="which mitigation of another profile acts first on each trial, and where")
+    s.add_argument("sources", nargs="+", help="job/trial folders, pi sessions or cassettes")
+    s.add_argument("--profile", required=True, help="profile name or YAML file")
+    s.add_argument("--harness", choices=("reference", "pi"), default="reference")
+    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
+    s.add_argument("--json", type=Path, help="write the effects as JSON")
+    s.set_defaults(func=_whatif)
+    s = sub.add_parser("export", help="write a cassette with every request body complete (for plain vcrpy)")
+    s.add_argument("cassette")
+    s.add_argument("output", type=Path)
+    s.add_argument("--vcrpy", action="store_true", help="(the only export format; accepted for clarity)")
+    s.add_argument("--force", action="store_true", help="overwrite the output")
+    s.set_defaults(func=_export)
     args = p.parse_args(argv)
     try:
         return args.func(args)
-    except (cs.CassetteError, llama.ServerBuildError, llama.LlamaServerError, FileExistsError, ValueError) as e:
+    except (cs.CassetteError, llama.ServerBuildError, llama.LlamaServerError, FileExistsError, ValueError,
+            OSError) as e:
         print(f"tbreplay: {e}", file=sys.stderr)
         return 2
 

@@ -40,7 +40,7 @@ What the trial folder's agent/ holds (= /logs/agent in the container; `tbreplay 
         or the URL it came from), window (the contextWindow pi was given),
         props (the server's /props JSON, or null when n_ctx was given and /props was unreachable),
         props_url, models_json, settings_json, extension_config (TBREPLAY_PI_CONFIG's content),
-        extensions (the -e files in load order), argv (pi's command line)
+        extensions (the -e files in load order), argv (pi's command line; the instruction goes to its stdin)
     tbreplay-request.json    the first chat request pi sent, as it went out (after every extension),
                              with `messages` cut to its leading system message(s): the system prompt,
                              tools, max_completion_tokens, sampling and DRY fields, stream and
@@ -146,8 +146,8 @@ class MitigatedPiAgent:
     async def setup(self, environment) -> None:
         await self._exec(environment, f"mkdir -p {ROOT}/ext {ROOT}/agent {SESSIONS}")
         await self._exec(environment, INSTALL, timeout_sec=int(SETUP_TIMEOUT_SEC))
-        for ext in self.extensions() + ["common.ts"]:
-            await environment.upload_file(str(pi.EXTENSIONS / ext), f"{ROOT}/ext/{ext}")
+        for path in sorted(pi.EXTENSIONS.glob("*.ts")):  # the extensions and the modules they import
+            await environment.upload_file(str(path), f"{ROOT}/ext/{path.name}")
 
     def extensions(self) -> list[str]:
         # print_continue.ts first: its session_before_compact handler must run before compaction.ts's
@@ -244,26 +244,26 @@ class MitigatedPiAgent:
                 "models_json": json.loads(files[f"{ROOT}/agent/models.json"]),
                 "settings_json": json.loads(files[f"{ROOT}/agent/settings.json"]),
                 "extension_config": json.loads(files[f"{ROOT}/extensions.json"]),
-                "extensions": self.extensions(), "argv": self.argv(instruction)}
+                "extensions": self.extensions(), "argv": self.argv()}
 
     def env(self) -> dict[str, str]:
         return {"PI_CODING_AGENT_DIR": f"{ROOT}/agent", "PI_OFFLINE": "1", "PI_TELEMETRY": "0",
                 "PI_SKIP_VERSION_CHECK": "1", "TBREPLAY_PI_CONFIG": f"{ROOT}/extensions.json",
                 "NODE_OPTIONS": f"--import {ROOT}/slim_updates.mjs"}
 
-    def argv(self, instruction: str) -> list[str]:
+    def argv(self) -> list[str]:
         args = [f"{ROOT}/node_modules/.bin/pi", "--mode", "json", "--session-dir", SESSIONS,
                 "--provider", pi.PROVIDER, "--model", self.model,
                 "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
         for ext in self.extensions():
             args += ["-e", f"{ROOT}/ext/{ext}"]
-        args += ["-p", instruction] + [pi.PLACEHOLDER] * pi.SPARE_PROMPTS
+        args += pi.print_args(pi.SPARE_PROMPTS)
         return args
 
     def command(self, instruction: str) -> str:
-        # stdin /dev/null: pi reads a non-TTY stdin to its end before it starts.
-        return (f"mkdir -p {LOGS} {SESSIONS} && {shlex.join(self.argv(instruction))} "
-                f"< /dev/null > {LOGS}/pi.jsonl 2> {LOGS}/pi.stderr")
+        # The instruction on stdin (printf is a shell builtin: no option parsing, no @file): see pi.print_args.
+        return (f"mkdir -p {LOGS} {SESSIONS} && printf %s {shlex.quote(instruction)} | {shlex.join(self.argv())} "
+                f"> {LOGS}/pi.jsonl 2> {LOGS}/pi.stderr")
 
     async def _exec(self, environment, command: str, env: dict | None = None, timeout_sec: int | None = 120,
                     check: bool = True):

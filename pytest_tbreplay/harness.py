@@ -18,6 +18,7 @@ import httpx
 from .cassette import Cassette
 from .loopdetect import LoopDetector
 from .profiles import Profile
+from .loading import LOAD_WAIT_S, StillLoading, is_loading, wait_until_loaded
 from .sse import DONE, SSEError, iter_events
 from .tools import CassetteTools, LocalTools, pi_tools
 from .trial import Trial, Turn
@@ -49,11 +50,13 @@ class TaskSpec:
     instruction: str
     acceptance: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # earlier turns, as when a session is resumed
+    system: str | None = None  # the recorded harness's system prompt (an imported trial keeps pi's)
 
     @classmethod
     def from_cassette(cls, c: Cassette) -> "TaskSpec":
         m = c.metadata
-        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []))
+        return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []),
+                   m.get("system_prompt"))
 
 
 @dataclass
@@ -110,13 +113,16 @@ class _Run:
                                    timeout=httpx.Timeout(endpoint.timeout_s, connect=10.0))
         self.tools = CassetteTools(endpoint.cassette) if endpoint.cassette else LocalTools(endpoint.workdir or Path.cwd())
         self.trial = Trial(task.name, "reference", profile.name)
-        system = SYSTEM + ("\n\n" + VERIFY_CONTRACT if profile.verify_before_done else "")
+        system = task.system or SYSTEM
+        if profile.verify_before_done and VERIFY_CONTRACT not in system:
+            system += "\n\n" + VERIFY_CONTRACT
         self.messages: list[dict] = [{"role": "system", "content": system}, *task.history,
                                      {"role": "user", "content": task.instruction}]
         self.files_written: list[str] = []
         self.unverified_writes = False
         self.chars_per_token = 4.0  # refined from each answer's prompt_tokens
         self.window: int | None = None
+        self._loading_since: float | None = None  # the first 503 Loading model of a row
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Trial:
@@ -202,12 +208,15 @@ class _Run:
                 raise TimeoutError(f"the trial's time budget of {self.ep.budget_s:.0f} s ran out")
             timeout = min(timeout, left)
         try:
-            with self.client.stream("POST", "/v1/chat/completions", json=body,
-                                    timeout=httpx.Timeout(timeout, connect=10.0)) as resp:
-                if resp.status_code != 200:
-                    resp.read()
-                    return _Answer(resp.status_code, error=_error_of(resp))
-                return self._read_stream(resp, detector)
+            while True:
+                with self.client.stream("POST", "/v1/chat/completions", json=body,
+                                        timeout=httpx.Timeout(timeout, connect=10.0)) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        if self._loading(resp):
+                            continue
+                        return _Answer(resp.status_code, error=_error_of(resp))
+                    return self._read_stream(resp, detector)
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, SSEError) as e:
             raise InfraError(f"llama-server at {self.ep.url}: {type(e).__name__}: {e}. Is it running? "
                              "Start it (tbreplay server) or pass --server-url") from None
@@ -247,7 +256,8 @@ class _Run:
                     first, last = first or time.monotonic(), time.monotonic()
                 ans.content += delta.get("content") or ""
                 _merge_tool_calls(calls, delta.get("tool_calls") or [])
-                if detector and text and detector.feed(text):
+                args = "".join((d.get("function") or {}).get("arguments") or "" for d in delta.get("tool_calls") or [])
+                if detector and ((text and detector.feed(text)) or (args and detector.feed_arguments(args))):
                     ans.cut, ans.finish_reason = True, "length"  # closing the stream cuts the turn
                     return
             if ans.tokens > 1 and last > first:
@@ -358,13 +368,30 @@ class _Run:
 
     def _n_ctx(self) -> int | None:
         try:
-            resp = self.client.get("/props")
+            while self._loading(resp := self.client.get("/props")):
+                pass
             return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-        except httpx.ConnectError as e:
+        except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
             raise InfraError(f"llama-server at {self.ep.url} is down ({e}): start it (tbreplay server) or "
                              "pass --server-url") from None
         except (ValueError, KeyError):
             return None  # a proxy without /props (llama-swap): auto windows then fail with a clear error
+
+    def _loading(self, resp: httpx.Response) -> bool:
+        """True after waiting (bounded) for a server that answered 503 Loading model: not the
+        model's answer, so the request is sent again; still loading at the bound is `infra`."""
+        if not is_loading(resp.status_code, resp.read()):
+            self._loading_since = None
+            return False
+        self._loading_since = self._loading_since or time.monotonic()
+        deadline = self._loading_since + LOAD_WAIT_S
+        if self.deadline:
+            deadline = min(deadline, self.deadline)
+        try:
+            wait_until_loaded(self.client, str(self.client.base_url), deadline)
+        except StillLoading as e:
+            raise InfraError(str(e)) from None
+        return True
 
     @staticmethod
     def _error_text(ans: _Answer) -> str:

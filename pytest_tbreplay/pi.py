@@ -3,8 +3,8 @@ real against the replay server (or a live llama-server), its JSON events turned 
 `Trial` the reference harness produces.
 
 How a profile drives pi:
-- baseline: what the failing run did. Print mode (`--mode json -p`, stdin /dev/null, as Harbor runs
-  it), contextWindow 131072 and maxTokens 32000 in models.json, no extensions but the tool replay.
+- baseline: what the failing run did. Print mode (`--mode json -p`, as Harbor runs it, but the
+  instruction on stdin: see print_args), contextWindow 131072 and maxTokens 32000 in models.json, no extensions but the tool replay.
 - each mitigation maps to pi settings or to a TypeScript extension in pi_extensions/ (see
   `_extensions`); a profile with any policy that must continue a finished run (nudges, verify
   demands, the retry after an overflow compaction) runs pi in RPC mode, because print mode exits
@@ -63,6 +63,15 @@ JSON.stringify = function (value, ...rest) {
 # Print mode's spare prompts (print_continue.ts): one per message the extensions may ask for, plus
 # one per possible overflow retry.
 PLACEHOLDER = "__PI_NEXT__"
+
+
+def print_args(spare_prompts: int) -> list[str]:
+    """pi's print-mode arguments; the instruction itself goes to pi's stdin. On the command line
+    pi's parser reads a message starting with `-` as an option and one starting with `@` as a file
+    to include (cli/args.js); piped stdin is taken as it is (main.js readPipedStdin, only trimmed).
+    The empty message after -p is the one pi joins to the stdin text (cli/initial-message.js), so
+    the spare prompts stay whole prompts."""
+    return ["-p", ""] + [PLACEHOLDER] * spare_prompts
 SPARE_PROMPTS = MAX_NUDGES + MAX_VERIFY_DEMANDS + 2
 
 # Mitigation tests pi cannot pass, by test name, with the pi source that says why. The plugin marks
@@ -170,7 +179,6 @@ def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log:
                      tool_results: Path | None) -> dict:
     """What the extensions read (TBREPLAY_PI_CONFIG): texts and patterns come from harness.py and
     loopdetect.py, so both harnesses apply the same policies."""
-    det = LoopDetector()
     return {"log": str(log), "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
@@ -181,7 +189,7 @@ def extension_config(p: Profile, task: TaskSpec, base_url: str, model: str, log:
             "reserve_tokens": p.reserve_tokens, "keep_recent_tokens": p.keep_recent_tokens,
             "proactive_compaction": p.proactive_compaction,
             "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
-            "loop": {"n": det.n, "window": det.window, "threshold": det.threshold, "every": det.every}}
+            "loop": LoopDetector().params()}
 
 
 def n_ctx_of(url: str) -> int | None:
@@ -201,8 +209,11 @@ class PiHarness:
     "print" forces print mode, continuing runs with print_continue.ts as the Harbor agent does."""
     name = "pi"
 
-    def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None):
-        self.profile, self.version, self.mode = profile, version, mode
+    def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None,
+                 logs_dir: Path | None = None):
+        """`logs_dir`: keep pi's logs there as MitigatedPi keeps them in /logs/agent (pi.jsonl,
+        pi.stderr, pi/sessions/), so a live trial can be imported like a Harbor one."""
+        self.profile, self.version, self.mode, self.logs_dir = profile, version, mode, logs_dir
 
     def run(self, task: TaskSpec, endpoint: Endpoint) -> Trial:
         if getattr(task, "history", None):
@@ -210,7 +221,18 @@ class PiHarness:
                              "pi would need them as a session file")
         install_pi(self.version)
         with tempfile.TemporaryDirectory(prefix="tbreplay-pi-") as tmp:
-            return _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode).run()
+            run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode)
+            if self.logs_dir:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+            run.stdout_log = self.logs_dir / "pi.jsonl" if self.logs_dir else None
+            try:
+                return run.run()
+            finally:
+                for name, to in (("sessions", "pi/sessions"), ("stderr.txt", "pi.stderr")) if self.logs_dir else ():
+                    if (Path(tmp) / name).is_dir():
+                        shutil.copytree(Path(tmp) / name, self.logs_dir / to, dirs_exist_ok=True)
+                    elif (Path(tmp) / name).exists():
+                        shutil.copy(Path(tmp) / name, self.logs_dir / to)
 
 
 # One message_update per streamed token: classified by its fixed prefix, never parsed.
@@ -369,7 +391,8 @@ class _PiRun:
         if self.print_continue:
             args += ["-e", str(EXTENSIONS / "print_continue.ts")]
         if not self.rpc:
-            args += ["-p", self.task.instruction] + [PLACEHOLDER] * (SPARE_PROMPTS if self.print_continue else 0)
+            args += print_args(SPARE_PROMPTS if self.print_continue else 0)
+            (self.tmp / "instruction.txt").write_text(self.task.instruction, encoding="utf-8")
         slim = self.tmp / "slim_updates.mjs"
         slim.write_text(SLIM_UPDATES_JS)
         env = dict(os.environ, PI_CODING_AGENT_DIR=str(agent), PI_OFFLINE="1", PI_TELEMETRY="0",
@@ -382,9 +405,11 @@ class _PiRun:
         start = self.started = time.monotonic()
         args, where = self._write_config()
         stderr = open(self.tmp / "stderr.txt", "w+")
-        # pi reads all of a non-TTY stdin in print mode: /dev/null, or it waits forever.
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE if self.rpc else subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=stderr, **where)
+        # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.
+        stdin = subprocess.PIPE if self.rpc else open(self.tmp / "instruction.txt", "rb")
+        self.proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, **where)
+        if not self.rpc:
+            stdin.close()
         threading.Thread(target=self._read, daemon=True).start()
         messages = None
         try:
@@ -410,9 +435,14 @@ class _PiRun:
                                   f"{missing[0]['id']} {missing[0]['name']}; replay does not run commands")
         return self.trial
 
+    stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
+
     def _read(self) -> None:
         """Reader thread: pi's stdout line by line; token events are only counted."""
+        log = open(self.stdout_log, "wb") if self.stdout_log else None
         for line in self.proc.stdout:
+            if log:
+                log.write(line)
             if line.startswith(_UPDATE):
                 kind = _TOKEN_EVENTS.get(line[len(_UPDATE):line.index(b'"', len(_UPDATE))])
                 if kind:
@@ -422,6 +452,8 @@ class _PiRun:
                 self.lines.put(("event", json.loads(line), None))
             except ValueError:
                 continue  # not an event (a stray console line)
+        if log:
+            log.close()
         self.lines.put(None)
 
     def _next(self) -> dict | None:

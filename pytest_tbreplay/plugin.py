@@ -174,6 +174,8 @@ def live(request, llama_server, pytestconfig, tmp_path):
             endpoint = Endpoint(proxy.url, workdir=workdir or tmp_path, model=opt.model or server.model,
                                 budget_s=budget_s)
             trial = run_harness(harness, prof, task, endpoint)
+        if proxy.upstream_failures and trial.outcome != "infra":  # the server failed, not the model
+            trial.outcome, trial.error = "infra", proxy.upstream_failures[0]
         record_trial(request.node, trial)
         c = proxy.cassette(recording_metadata(task, trial, prof, harness, server, endpoint.model))
         saved = None

@@ -7,7 +7,10 @@ the proxy's and the server's ports change every run, and replay matches on the m
 host, so a fixed placeholder keeps re-recorded cassettes free of port noise in review diffs.
 
 Only POST .../chat/completions is recorded; /health, /props, /metrics and the rest are forwarded
-and forgotten. Secret request headers are kept in memory and redacted by `cassette.save`.
+and forgotten. Each kept interaction is redacted at once (redact.py): credentials in headers,
+query string and JSON body, and the local model path. The proxy forwards only to its upstream.
+An upstream that fails before answering (down, died, still loading its model past the wait)
+gets the harness hung up on, as without the proxy, and the reason in `upstream_failures`.
 """
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from . import redact
 from .cassette import FORMAT, Cassette, Interaction, ToolResult
 from .replay import message_text
-from .sse import DONE, _event_data, format_event
+from .loading import LOAD_WAIT_S, StillLoading, is_loading, wait_until_loaded
+from .sse import DONE, Framer, SSEError, format_event, split_events
 
 PLACEHOLDER_HOST = "http://llama-server"
 # Not forwarded: per-connection headers, and ones the sending side sets itself.
@@ -54,8 +59,36 @@ class _Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))  # wbufsize 0: one send per write
 
+    def _refuse(self, status: int, message: str) -> None:
+        data = json.dumps({"error": {"code": status, "message": f"tbreplay proxy: {message}",
+                                     "type": "invalid_request_error"}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def _infra(self, reason: str) -> None:
+        """The upstream failed before answering: hang up without a status, as the server itself
+        did, so the harness sees the same infrastructure failure it sees without the proxy (not a
+        502 it would take for the model's error). The reason stays with the proxy."""
+        self.proxy._fail(reason)
+        self.close_connection = True
+
     def _forward(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        # Origin-form only: `@host/x` or an absolute URL appended to the upstream would send the
+        # request (and its credentials) somewhere else.
+        if not self.path.startswith("/"):
+            return self._refuse(400, f"request target {self.path[:80]!r} is not a path; the proxy only "
+                                     f"forwards to {self.proxy.upstream}")
+        try:
+            length = int(self.headers.get("content-length") or 0)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            return self._refuse(400, "bad Content-Length")
+        body = self.rfile.read(length)
         record = self.command == "POST" and self.path.split("?")[0].endswith("/chat/completions")
         seq = self.proxy._next_seq()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in SKIP_HEADERS}
@@ -63,21 +96,12 @@ class _Handler(BaseHTTPRequestHandler):
         # identity: the cassette keeps the body as text, never a compressed blob.
         request = client.build_request(self.command, self.proxy.upstream + self.path, content=body,
                                        headers={**headers, "accept-encoding": "identity"})
+        if (request.url.host, request.url.port) != self.proxy._upstream_at:
+            return self._refuse(400, f"request target {self.path[:80]!r} leaves {self.proxy.upstream}")
         it = Interaction(self.command, PLACEHOLDER_HOST + self.path, body.decode("utf-8", "replace"), 0, "",
                          request_headers={k: [v] for k, v in headers.items()})
-        try:
-            response = client.send(request, stream=True)
-        except httpx.HTTPError as e:
-            data = json.dumps({"error": {"code": 502, "message": f"upstream unreachable: {e}",
-                                         "type": "server_error"}}).encode()
-            self.send_response(502)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            it.status, it.body, it.headers = 502, data.decode(), {"Content-Type": ["application/json"]}
-            if record:
-                self.proxy._keep(seq, it)
+        response = self._send(request, start)
+        if response is None:
             return
         try:
             self.send_response(response.status_code)
@@ -97,35 +121,65 @@ class _Handler(BaseHTTPRequestHandler):
         if ok and record:
             self.proxy._keep(seq, it)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _forward
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
+
+    def _send(self, request: httpx.Request, start: float) -> httpx.Response | None:
+        """The upstream's response, after a bounded wait while it loads its model; None when the
+        upstream failed before answering (the harness was hung up on)."""
+        while True:
+            try:
+                response = self.proxy.client.send(request, stream=True)
+            except httpx.HTTPError as e:
+                return self._infra(f"llama-server at {self.proxy.upstream} failed before answering: "
+                                   f"{type(e).__name__}: {e}")
+            if response.status_code != 503:
+                return response
+            response.read()
+            if not is_loading(503, response.content):
+                return response
+            response.close()
+            try:
+                wait_until_loaded(self.proxy.client, self.proxy.upstream, start + self.proxy.load_wait_s)
+            except StillLoading as e:
+                return self._infra(str(e))
 
     def _relay_events(self, response: httpx.Response, it: Interaction, start: float) -> bool:
         """Pass whole SSE events on as they complete: a harness never sees half an event, even when
-        the upstream dies in the middle of one, so it can always read the error event after it."""
-        buf, parts, offsets = b"", [], []
+        the upstream dies in the middle of one, so it can always read the error event after it.
+        Comment blocks (`: ping`) are passed on and kept in the body; only events get an offset."""
+        framer, parts, offsets, last = Framer(), [], [], None
+        raw, sent = b"", 0  # bytes not yet passed on, and the stream offset of raw[0]
         it.chunk_offsets = offsets
 
-        def emit(raw: bytes, at: float, to_harness: bool = True) -> None:
+        def emit(block: bytes, data: str | None, at: float, to_harness: bool = True) -> None:
+            nonlocal last
             if to_harness:
-                self._chunk(raw)
-            text = raw.decode("utf-8", "replace")
-            parts.append(text)
-            if _event_data(text) is not None:  # comment-only events (pings) get no offset
+                self._chunk(block)
+            parts.append(block.decode("utf-8"))  # the framer checked every line of it
+            if data is not None:
                 offsets.append(at)
+                last = data
+
+        def error(code: int, message: str, type_: str, to_harness: bool = True) -> None:
+            event = _error_event(code, message, type_)
+            emit(event, split_events(event)[0], time.monotonic() - start, to_harness)
 
         try:
             try:
                 for data in response.iter_raw():
-                    buf = (buf + data).replace(b"\r\n", b"\n")
+                    raw += data
                     at = time.monotonic() - start
-                    while (end := buf.find(b"\n\n")) >= 0:
-                        emit(buf[:end + 2], at)
-                        buf = buf[end + 2:]
-                if buf.strip():
-                    raise httpx.RemoteProtocolError(f"{len(buf)} bytes after the last complete event")
-            except httpx.HTTPError as e:
-                emit(_error_event(502, f"upstream closed mid-stream: {e}", "server_error"),
-                     time.monotonic() - start)
+                    for b in framer.feed(data):
+                        emit(raw[:b.end - sent], b.data, at)
+                        raw, sent = raw[b.end - sent:], b.end
+                for b in framer.close():
+                    emit(raw[:b.end - sent], b.data, time.monotonic() - start)
+                    raw, sent = raw[b.end - sent:], b.end
+                if last != DONE:
+                    error(502, "upstream ended the stream without [DONE]", "server_error")
+            except (httpx.HTTPError, SSEError) as e:
+                what = "sent a broken SSE stream" if isinstance(e, SSEError) else "closed mid-stream"
+                error(502, f"upstream {what}: {e}", "server_error")
                 self.close_connection = True
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -133,16 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
             # the generation; the record gets an end marker the harness never read, so the cassette
             # stays loadable and replays the same events up to the cut.
             self.close_connection = True
-            if not parts or _event_data(parts[-1]) != DONE:
-                emit(_error_event(499, "tbreplay: the harness closed the connection mid-stream",
-                                  "client_closed"), time.monotonic() - start, to_harness=False)
+            if last != DONE:
+                error(499, "tbreplay: the harness closed the connection mid-stream", "client_closed",
+                      to_harness=False)
         it.body = "".join(parts)
         return bool(offsets)
 
     def _relay_raw(self, response: httpx.Response, it: Interaction) -> bool:
         body = b""
         try:
-            for data in response.iter_raw():
+            for data in response.iter_raw() if not response.is_stream_consumed else [response.content]:
                 self._chunk(data)
                 body += data
             self.wfile.write(b"0\r\n\r\n")
@@ -166,8 +220,12 @@ class RecordingProxy:
     """
 
     def __init__(self, upstream_url: str, client: httpx.Client | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, load_wait_s: float = LOAD_WAIT_S):
         self.upstream = upstream_url.rstrip("/")
+        url = httpx.URL(self.upstream)
+        self._upstream_at = (url.host, url.port)
+        self.load_wait_s = load_wait_s
+        self.upstream_failures: list[str] = []  # why the harness was hung up on: the trial is `infra`
         self._own_client = client is None
         self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
         self.httpd = ThreadingHTTPServer((host, port), type("Handler", (_Handler,), {"proxy": self}))
@@ -183,8 +241,13 @@ class RecordingProxy:
             return next(self._seq)
 
     def _keep(self, seq: int, it: Interaction) -> None:
+        _redact(it)
         with self._lock:
             self._kept.append((seq, it))
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            self.upstream_failures.append(reason)
 
     @property
     def interactions(self) -> list[Interaction]:
@@ -198,6 +261,9 @@ class RecordingProxy:
         its = self.interactions
         for k, it in enumerate(its):
             it.tool_results = _tool_results(it, its[k + 1:])
+        server = metadata.get("server")
+        if isinstance(server, dict) and isinstance(server.get("model"), str) and redact.is_local_path(server["model"]):
+            metadata = {**metadata, "server": {**server, "model": redact.file_name(server["model"])}}
         return Cassette({"format": FORMAT, "provenance": "recorded", **metadata}, its)
 
     def __enter__(self) -> "RecordingProxy":
@@ -209,6 +275,21 @@ class RecordingProxy:
         self.httpd.server_close()
         if self._own_client:
             self.client.close()
+
+
+def _redact(it: Interaction) -> None:
+    """Credentials out, the local model path down to its file name (see redact.py)."""
+    try:
+        path = redact.local_model_path(json.loads(it.request_body))
+    except ValueError:
+        path = None
+    it.request_body = redact.json_text(it.request_body)
+    it.uri = redact.uri(it.uri)
+    it.request_headers, it.headers = redact.headers(it.request_headers), redact.headers(it.headers)
+    if path:  # llama-server names the model in every event as it was asked for it
+        escaped = json.dumps(path, ensure_ascii=False)[1:-1]
+        it.body = it.body.replace(escaped, redact.file_name(path))
+    it.__dict__.pop("request", None)  # the cached parse of the old body
 
 
 def tool_calls(it: Interaction) -> dict[str, tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import socket
 import sys
 import threading
 import time
@@ -18,18 +19,24 @@ from typing import Iterable, Iterator
 
 import httpx
 
-from .cassette import Cassette, Interaction
+from .cassette import EXCEED_TYPE, Cassette, Interaction
 from .sse import DONE, format_event
 
-EXCEED_TYPE = "exceed_context_size_error"
 
-
-class ReplayMismatch(AssertionError):
-    """The harness sent a request the cassette has no answer for."""
+class ReplayError(AssertionError):
+    """Replay went wrong: the test fails with it (engine.check) even if the harness carried on."""
 
     def __init__(self, index: int, message: str, diff: str = ""):
         super().__init__(f"interaction {index}: {message}" + (f"\n{diff}" if diff else ""))
         self.index, self.diff = index, diff
+
+
+class ReplayMismatch(ReplayError):
+    """The harness sent a request the cassette has no answer for."""
+
+
+class BadRequest(ReplayError):
+    """The harness sent something no server could answer (not JSON, not a chat request, ...)."""
 
 
 @dataclass
@@ -53,7 +60,8 @@ def max_tokens_of(request: dict) -> int | None:
     # llama-server's precedence: the first one found wins.
     for key in ("n_predict", "max_completion_tokens", "max_tokens"):
         if request.get(key) is not None:
-            return int(request[key])
+            n = int(request[key])
+            return n if n >= 0 else None  # -1: no limit
     return None
 
 
@@ -120,29 +128,46 @@ class ReplayEngine:
         self.cursor = 0
         self.played: set[int] = set()
         self.served: list[Served] = []
-        self.errors: list[ReplayMismatch] = []
+        self.errors: list[ReplayError] = []
+        self._recorded_chars = self._measure()
         self.chars_per_token = self._calibrate()
         self._lock = threading.Lock()
+
+    def _measure(self) -> list[int]:
+        """prompt_chars of every recorded request, measuring each stored message once: a real
+        trial's requests share their history, and serializing each whole would take seconds."""
+        sizes: dict[int, int] = {}  # id -> chars; the cassette keeps the messages alive
+
+        def size(m) -> int:
+            if (n := sizes.get(id(m))) is None:
+                n = sizes[id(m)] = len(json.dumps(m))
+            return n
+        out = []
+        for it in self.cassette.interactions:
+            msgs, rest = it.request.get("messages", []), len(json.dumps(it.request.get("tools", [])))
+            out.append(rest + (sum(map(size, msgs)) + 2 * len(msgs) if msgs else 2))  # "[", ", ", "]"
+        return out
 
     def _calibrate(self) -> float:
         """chars per token of this recording: its requests' sizes against the prompt tokens the
         server counted for them."""
         chars = tokens = 0
-        for it in self.cassette.interactions:
+        for it, n_chars in zip(self.cassette.interactions, self._recorded_chars):
             n = _recorded_prompt_tokens(it)
             if n and not it.scripted:
-                chars, tokens = chars + prompt_chars(it.request), tokens + n
+                chars, tokens = chars + n_chars, tokens + n
         return chars / tokens if tokens else 4.0
 
     # -- what a request gets -------------------------------------------------------------
-    def estimate_tokens(self, request: dict, it: Interaction | None) -> int:
+    def estimate_tokens(self, request: dict, i: int | None) -> int:
+        it = self.cassette.interactions[i] if i is not None else None
         recorded = _recorded_prompt_tokens(it) if it else None
         if recorded is None:
             return round(prompt_chars(request) / self.chars_per_token)
         if request == it.request:
             return recorded
         # Same step, different history (a nudge, a compaction): move from the recorded count.
-        return max(1, recorded + round((prompt_chars(request) - prompt_chars(it.request)) / self.chars_per_token))
+        return max(1, recorded + round((prompt_chars(request) - self._recorded_chars[i]) / self.chars_per_token))
 
     def _find(self, request: dict) -> tuple[int, Interaction]:
         key, its = request_key(request), self.cassette.interactions
@@ -178,8 +203,8 @@ class ReplayEngine:
     def _answer(self, request: dict) -> Reply:
         i, it = self._find(request)
         n_ctx = self.cassette.n_ctx
-        tokens = self.estimate_tokens(request, it)
-        if tokens >= n_ctx:
+        tokens = self.estimate_tokens(request, i)
+        if n_ctx is not None and tokens >= n_ctx:
             if _is_exceed(it):
                 self._mark(i)
             self.served.append(Served(request, None, 400, tokens))
@@ -187,21 +212,21 @@ class ReplayEngine:
         if _is_exceed(it):  # the request fits now (compacted): the recorded 400 does not apply
             self._mark(i)
             i, it = self._find(request)
-            tokens = self.estimate_tokens(request, it)
+            tokens = self.estimate_tokens(request, i)
         self._mark(i)
         served = Served(request, i, it.status, tokens)
         self.served.append(served)
         if not it.streamed:
             return Reply(it.status, "application/json", [(0.0, it.body.encode())])
-        return Reply(it.status, "text/event-stream", self._stream(it, request, served))
+        return Reply(it.status, "text/event-stream", self._stream(it, max_tokens_of(request), served))
 
     def _mark(self, i: int) -> None:
         self.played.add(i)
         if not self.cassette.interactions[i].scripted:
             self.cursor = max(self.cursor, i + 1)
 
-    def _stream(self, it: Interaction, request: dict, served: Served) -> Iterator[tuple[float, bytes]]:
-        limit, n, template = max_tokens_of(request), 0, None
+    def _stream(self, it: Interaction, limit: int | None, served: Served) -> Iterator[tuple[float, bytes]]:
+        n, template = 0, None
         for offset, data in zip(it.chunk_offsets, it.events):
             if data == DONE:
                 yield offset, format_event(DONE).encode()
@@ -250,18 +275,36 @@ class ReplayEngine:
                 "model_alias": server.get("model", "replay"), "total_slots": 1, "build_info": "tbreplay"}
 
     def route(self, method: str, path: str, body: bytes) -> Reply:
+        """Every request gets an HTTP answer, and every failure is kept for check(): a harness may
+        swallow a 4xx and carry on, the test must not pass because of that."""
+        try:
+            return self._route(method, path, body)
+        except ReplayMismatch as e:
+            # 409 is outside every client's retry list: the harness stops; the test reports e.
+            return _json(409, {"error": {"code": 409, "type": "tbreplay_mismatch",
+                                         "message": f"tbreplay: no recorded answer at interaction {e.index}"}})
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+            return self.reject(400, f"not a chat request llama-server would answer: {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - a bug of ours: still an answer, and a failed test
+            return self.reject(500, f"tbreplay failed answering {method} {path[:80]}: {type(e).__name__}: {e}")
+
+    def reject(self, status: int, message: str) -> Reply:
+        """Answer with an error the way llama-server shapes one, and fail the test with it."""
+        with self._lock:
+            self.errors.append(BadRequest(self.cursor, message))
+        return _json(status, {"error": {"code": status, "message": f"tbreplay: {message}",
+                                        "type": "invalid_request_error" if status < 500 else "server_error"}})
+
+    def _route(self, method: str, path: str, body: bytes) -> Reply:
         path = path.split("?")[0]
         if method == "POST" and path.endswith("/chat/completions"):
-            try:
-                request = json.loads(body or b"{}")
-            except ValueError:
-                return _json(400, {"error": {"code": 400, "message": "body is not JSON", "type": "invalid_request_error"}})
-            try:
-                return self.answer(request)
-            except ReplayMismatch as e:
-                # 409 is outside every client's retry list: the harness stops; the test reports e.
-                return _json(409, {"error": {"code": 409, "type": "tbreplay_mismatch",
-                                             "message": f"tbreplay: no recorded answer at interaction {e.index}"}})
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict) or not isinstance(request.get("messages", []), list):
+                raise TypeError("the body must be a JSON object with a `messages` list")
+            reply = self.answer(request)
+            if reply.content_type == "text/event-stream":
+                reply.chunks = self._guarded(reply.chunks)
+            return reply
         if path == "/health":
             return _json(200, {"status": "ok"})
         if path == "/props":
@@ -269,6 +312,20 @@ class ReplayEngine:
         if path.endswith("/models"):
             return _json(200, {"object": "list", "data": [{"id": self.props()["model_alias"], "object": "model"}]})
         return _json(404, {"error": {"code": 404, "message": f"{path}: not served in replay", "type": "not_found_error"}})
+
+    def _guarded(self, chunks: Iterable[tuple[float, bytes]]) -> Iterator[tuple[float, bytes]]:
+        """A failure after the 200 went out ends the stream with an error event, as llama-server's
+        own mid-stream failures do, instead of a cut connection."""
+        offset = 0.0
+        try:
+            for offset, data in chunks:
+                yield offset, data
+        except Exception as e:  # noqa: BLE001
+            message = f"tbreplay failed mid-stream: {type(e).__name__}: {e}"
+            with self._lock:
+                self.errors.append(ReplayError(self.cursor, message))
+            yield offset, format_event(json.dumps({"error": {"code": 500, "message": message,
+                                                             "type": "server_error"}})).encode()
 
     # -- after the trial ------------------------------------------------------------------
     def unplayed(self) -> list[int]:
@@ -278,6 +335,9 @@ class ReplayEngine:
         """Raise what went wrong: a mismatch the harness may have swallowed, or (strict) unplayed
         recorded interactions."""
         if self.errors:
+            if len(self.errors) > 1:
+                raise ReplayError(self.errors[0].index, f"{len(self.errors)} replay errors; the first: "
+                                                        f"{self.errors[0]}")
             raise self.errors[0]
         if strict and (left := self.unplayed()):
             raise ReplayMismatch(left[0], f"{self.cassette.path}: {len(left)} recorded interactions were "
@@ -288,11 +348,12 @@ def _json(status: int, obj: dict) -> Reply:
     return Reply(status, "application/json", [(0.0, json.dumps(obj).encode())])
 
 
-def _paced(chunks: Iterable[tuple[float, bytes]], realtime: bool) -> Iterator[bytes]:
-    start = time.monotonic()
+def _paced(chunks: Iterable[tuple[float, bytes]], realtime: bool,
+           stop: threading.Event | None = None) -> Iterator[bytes]:
+    start, stop = time.monotonic(), stop or threading.Event()
     for offset, data in chunks:
-        if realtime and (wait := offset - (time.monotonic() - start)) > 0:
-            time.sleep(wait)
+        if realtime and (wait := offset - (time.monotonic() - start)) > 0 and stop.wait(wait):
+            return  # the server is closing: no reason to wait out the recording
         yield data
 
 
@@ -316,44 +377,124 @@ class ReplayTransport(httpx.BaseTransport):
                               stream=_Stream(reply.chunks, self.engine.realtime), request=request)
 
 
+READ_TIMEOUT_S = 60.0  # a client silent this long mid-request (or idle on keep-alive) is dropped
+MAX_BODY = 256 << 20  # far above a 250k-token context's request
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = 1 << 16  # buffered: flushed per event only when pacing in real time
+    timeout = READ_TIMEOUT_S
     engine: ReplayEngine
+    server: "_Server"
 
     def log_message(self, *args):  # quiet: the trial keeps what matters
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own refusals (bad request line, unknown method, huge headers) fail the test too.
+        if self.server.closing.is_set():
+            self.close_connection = True
+            return
+        self.engine.errors.append(BadRequest(self.engine.cursor, f"HTTP {code}: {message or ''} "
+                                                                 f"({(self.requestline or '')[:80]!r})"))
+        if self.request_version == "HTTP/0.9":  # garbage read as HTTP/0.9 would get no status line
+            self.request_version = "HTTP/1.0"
+        super().send_error(code, message, explain)
 
     def do_GET(self):
         self._reply(self.engine.route("GET", self.path, b""))
 
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._reply(self.engine.reject(411, "chunked request bodies are not read; send Content-Length"))
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return self._reply(self.engine.reject(400 if length < 0 else 413, "bad Content-Length "
+                                                  f"{self.headers.get('content-length')!r}"))
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            return self._reply(self.engine.reject(408, f"the request body did not arrive within {self.timeout:.0f} s"))
+        if len(body) < length:  # the client stopped sending mid-body; it may still read
+            return self._reply(self.engine.reject(400, f"the body ended after {len(body)} of {length} bytes"))
         self._reply(self.engine.route("POST", self.path, body))
 
     def _reply(self, reply: Reply) -> None:
+        if self.server.closing.is_set():
+            self.close_connection = True  # a closed server answers no one, kept-alive or not
+            return
+        if reply.status >= 400:
+            self.close_connection = self.close_connection or reply.status in (400, 408, 411, 413)
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Transfer-Encoding", "chunked")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         try:
-            for data in _paced(reply.chunks, self.engine.realtime):
+            for data in _paced(reply.chunks, self.engine.realtime, self.server.closing):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 if self.engine.realtime:
                     self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             self.close_connection = True  # the harness stopped reading (a loop guard cut the turn)
 
 
-class _QuietServer(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    """Keeps each connection's thread and socket, so close() can end them all (a daemon thread
+    left blocked on a client would otherwise outlive the server, and keep answering)."""
     daemon_threads = True
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.closing = threading.Event()
+        self._live: dict[threading.Thread, object] = {}
+        self._live_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        t = threading.Thread(target=self._serve_one, args=(request, client_address), daemon=True,
+                             name=f"tbreplay-replay-{client_address[1]}")
+        with self._live_lock:
+            if self.closing.is_set():
+                return self.shutdown_request(request)
+            self._live[t] = request
+        t.start()
+
+    def _serve_one(self, request, client_address):
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._live_lock:
+                self._live.pop(threading.current_thread(), None)
 
     def handle_error(self, request, client_address):
         # A harness hanging up mid-stream (a loop guard cutting a turn) is expected, not an error.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+        if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+    def close(self, timeout: float = 1.0) -> list[threading.Thread]:
+        """Stop accepting, end every connection, join every handler thread; the ones still alive
+        after `timeout` are returned (none, unless a handler ignores its closed socket)."""
+        deadline = time.monotonic() + timeout
+        with self._live_lock:
+            self.closing.set()
+            live = dict(self._live)
+        self.shutdown()
+        self.server_close()
+        for sock in live.values():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in live:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return [t for t in live if t.is_alive()]
 
 
 class ReplayServer:
@@ -362,14 +503,19 @@ class ReplayServer:
     def __init__(self, engine: ReplayEngine, host: str = "127.0.0.1", port: int = 0):
         handler = type("Handler", (_Handler,), {"engine": engine})
         self.engine = engine
-        self.httpd = _QuietServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for it, and close must finish within a second.
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        daemon=True, name="tbreplay-replay-server")
 
     def __enter__(self) -> "ReplayServer":
         self._thread.start()
         return self
 
+    def close(self) -> None:
+        self.httpd.close()
+        self._thread.join(1.0)
+
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.close()

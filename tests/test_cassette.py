@@ -47,8 +47,8 @@ def test_load_keeps_chunks_offsets_tool_results_and_metadata():
     (lambda d: d["metadata"].update(format=9), "unknown tbreplay format 9"),
     (lambda d: d["metadata"].pop("task"), "metadata lacks ['task']"),
     (lambda d: d["metadata"].update(provenance="guessed"), "provenance 'guessed'"),
-    (lambda d: d["interactions"][1]["response"].pop("status"), "interaction 1: missing or malformed key 'status'"),
-    (lambda d: d["interactions"][0]["request"].update(body="{not json"), "interaction 0: request body is not JSON"),
+    (lambda d: d["interactions"][1]["response"].pop("status"), "interaction 1: response.status.code must be an HTTP status"),
+    (lambda d: d["interactions"][0]["request"].update(body="{not json"), "interaction 0: request.body is not JSON"),
     (lambda d: d["interactions"][1]["response"]["body"].update(
         string=d["interactions"][1]["response"]["body"]["string"][:-30]), "interaction 1: truncated SSE stream"),
     (lambda d: d["interactions"][0]["response"].update(chunk_offsets="0.1 0.2"), "interaction 0: .* SSE events but 2"),
@@ -94,4 +94,4 @@ def test_save_is_atomic_never_overwrites_and_redacts(tmp_path):
 
 
 def test_loading_uses_libyaml_when_present():
-    assert cs.Loader is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    assert issubclass(cs.Loader, getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -52,7 +52,7 @@ class FakeEnvironment:
                 return SimpleNamespace(stdout="", stderr="http://x/props: connect ECONNREFUSED", return_code=1)
             return SimpleNamespace(stdout=json.dumps({"url": "http://x/props?model=m", "props": self.props}) + "\n",
                                    stderr="", return_code=0)
-        if "node_modules/.bin/pi --mode json" in command:
+        if "/node_modules/.bin/pi --mode json" in command:
             return SimpleNamespace(stdout="", stderr="", return_code=self.pi_exit)
         if command.startswith("tail -c"):
             return SimpleNamespace(stdout=self.pi_stderr, stderr="", return_code=0)
@@ -85,8 +85,9 @@ def test_setup_makes_its_folders_installs_node_and_pi_and_uploads_the_extensions
     assert env.execs[1]["timeout_sec"] == harbor.SETUP_TIMEOUT_SEC == 900
     assert f"npm install --prefix {harbor.ROOT} " in install and "@mariozechner/pi-coding-agent@0.73.1" in install
     uploaded = {path.rsplit("/", 1)[1] for path in env.files if "/ext/" in path}
-    assert uploaded == {"payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
-                        "print_continue.ts", "manifest.ts", "common.ts"}
+    assert uploaded >= {"payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
+                        "print_continue.ts", "manifest.ts", "common.ts", "loopdetect.ts"}
+    assert uploaded == {p.name for p in pi.EXTENSIONS.glob("*.ts")}  # with the modules they import
     assert env.files[f"{harbor.ROOT}/ext/length_nudge.ts"] == (pi.EXTENSIONS / "length_nudge.ts").read_text()
     assert agent.extensions()[-1] == "manifest.ts"  # last: it sees the payload as the others left it
     assert agent.extensions()[0] == "print_continue.ts"  # first: it hears of a compaction before the summary
@@ -113,17 +114,19 @@ def test_run_writes_the_mitigated_config_and_the_manifest_from_the_servers_props
     assert manifest["props"] == PROPS and manifest["n_ctx_source"] == manifest["props_url"] == "http://x/props?model=m"
     assert manifest["models_json"]["providers"]["tbreplay"] == models and manifest["extension_config"] == config
     assert manifest["pi_version"] == "0.73.1" and manifest["extensions"] == agent.extensions()
-    assert manifest["argv"] == agent.argv("Fix the bug in /app/x.py.")
+    assert manifest["argv"] == agent.argv()
 
 
-def test_run_starts_pi_in_print_mode_with_spare_prompts_and_no_stdin():
+def test_run_starts_pi_in_print_mode_with_spare_prompts_and_the_instruction_on_stdin():
     env, agent = run_agent(n_ctx="131072")
     command = env.pi_command()
-    assert command.endswith(f"< /dev/null > {harbor.LOGS}/pi.jsonl 2> {harbor.LOGS}/pi.stderr")
-    args = shlex.split(command.split(" && ", 1)[1].split(" < ")[0])
+    assert command.endswith(f"> {harbor.LOGS}/pi.jsonl 2> {harbor.LOGS}/pi.stderr")
+    feed, pi_command = command.split(" && ", 1)[1].split(" | ", 1)
+    assert feed == "printf %s " + shlex.quote("Fix the bug in /app/x.py.")
+    args = shlex.split(pi_command.split(" > ")[0])
     assert args[:3] == [f"{harbor.ROOT}/node_modules/.bin/pi", "--mode", "json"]
     assert args[args.index("--session-dir") + 1] == "/logs/agent/pi/sessions"  # where Harbor's converter looks
-    assert args[args.index("-p") + 1] == "Fix the bug in /app/x.py."
+    assert args[args.index("-p") + 1] == ""  # see pi.print_args
     assert args[-pi.SPARE_PROMPTS:] == ["__PI_NEXT__"] * pi.SPARE_PROMPTS
     assert [args[i + 1].rsplit("/", 1)[1] for i, a in enumerate(args) if a == "-e"] == agent.extensions()
     assert next(e for e in env.execs if e["command"] == command)["env"]["PI_CODING_AGENT_DIR"] == f"{harbor.ROOT}/agent"

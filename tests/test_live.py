@@ -91,10 +91,17 @@ def test_b_a_real_400_is_routed_into_compaction_and_retried(live, small_server):
     assert r.trial.outcome == "completed" and r.trial.stop_reason != "error"
 
 
+# Request fields that make an answer a property of any correct server, not of one continuation:
+# no prompt cache (it changed SmolLM2's output between runs: a 7-token stop where 8 was the max),
+# a fixed seed, and no end-of-generation token, so a max-tokens stop is certain.
+CERTAIN_LENGTH_STOP = {"cache_prompt": False, "seed": 42, "ignore_eos": True}
+
+
 def test_e_a_real_length_stop_nudges_only_under_mitigated(live, llama_server):
-    base = live(COUNT, BASELINE.replace(max_tokens=8))
+    base = live(COUNT, BASELINE.replace(max_tokens=8, dry=CERTAIN_LENGTH_STOP))
     assert base.trial.stop_reasons == ["length"] and base.trial.nudges == []
-    mit = live(COUNT, MITIGATED.replace(max_tokens=8, headroom=2048))
+    assert base.trial.turns[0].completion_tokens == 8
+    mit = live(COUNT, MITIGATED.replace(max_tokens=8, headroom=2048, dry=MITIGATED.dry | CERTAIN_LENGTH_STOP))
     assert mit.trial.turns[0].stop_reason == "length"
     second = json.loads(mit.proxy.interactions[1].request_body)["messages"][-1]
     assert second == {"role": "user", "content": NUDGE}
@@ -109,7 +116,7 @@ LOOPY = ["I tried this approach and it failed. Let me try a completely different
 def test_i_dry_lowers_repetition_on_the_real_server(llama_server):
     def rate(prompt, dry):
         body = {"messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 200,
-                "seed": 1} | dry
+                "seed": 1, "cache_prompt": False} | dry
         text = httpx.post(f"{llama_server.url}/v1/chat/completions", json=body, timeout=300).json()
         return text_repetition(text["choices"][0]["message"]["content"])
 
@@ -159,6 +166,7 @@ class _Killing(httpx.SyncByteStream):
         for n, chunk in enumerate(self.stream):
             if n == self.after:
                 self.server.kill()
+                self.server.killed_at = time.monotonic()
             yield chunk
 
     def close(self):
@@ -169,10 +177,9 @@ class _Killing(httpx.SyncByteStream):
 def test_a_server_dying_mid_stream_is_an_infra_error(pytestconfig, through_proxy, tmp_path):
     with LlamaServer(pytestconfig.option.model_path, ctx_size=2048) as server, RecordingProxy(server.url) as proxy:
         url = proxy.url if through_proxy else server.url
-        start = time.monotonic()
         trial = ReferenceHarness(BASELINE.replace(max_tokens=1500)).run(
             COUNT, Endpoint(url, transport=KillMidStream(server), workdir=tmp_path))
-    assert time.monotonic() - start < 30  # nothing hangs
+    assert time.monotonic() - server.killed_at < 30  # nothing hangs after the kill (a loaded machine too)
     assert trial.outcome == "infra", trial.error
     received = trial.error.split("received so far: ")[1]
     assert re.search(r"mid-response after [1-9]\d* tokens", trial.error) and len(received) > 2  # what did arrive

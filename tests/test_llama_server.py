@@ -38,12 +38,12 @@ def server():
 
 def test_starts_and_reads_props(server):
     assert server.url.startswith("http://127.0.0.1:")
-    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert httpx.get(f"{server.url}/health", timeout=60).status_code == 200
     assert server.n_ctx == 2048
     assert server.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert {"temperature", "top_k", "top_p", "dry_multiplier"} <= set(server.settings)
     assert server.metadata["n_ctx"] == 2048
-    assert "llamacpp:" in httpx.get(f"{server.url}/metrics").text  # --metrics is on
+    assert "llamacpp:" in httpx.get(f"{server.url}/metrics", timeout=60).text  # --metrics is on
 
 
 def test_gone_after_exit_even_when_the_body_raises():
@@ -86,15 +86,17 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill-parent", "ctrl-c"])
 def test_no_orphan_when_the_python_process_dies(sig):
     """SIGKILL: the kernel kills the server (PR_SET_PDEATHSIG). Ctrl-C: KeyboardInterrupt runs
-    __exit__."""
+    __exit__ (SIGTERM, up to 5 s of grace, then SIGKILL). What is tested is that no server
+    outlives its parent, not how fast: on a loaded 2-core machine the child's exit took over
+    15 s, so the waits are generous (the test still ends as soon as both are gone)."""
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
                              cwd=os.path.dirname(os.path.dirname(__file__)))
     try:
         pid = int(child.stdout.readline())
         assert alive(pid)
         child.send_signal(sig)
-        child.wait(15)
-        assert wait_dead(pid), f"llama-server {pid} outlived its parent ({sig!r})"
+        child.wait(120)
+        assert wait_dead(pid, timeout=60), f"llama-server {pid} outlived its parent ({sig!r})"
     finally:
         child.kill()
         child.wait()

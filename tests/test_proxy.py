@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 
+from factory import wait_recorded
 from pytest_tbreplay import cassette
 from pytest_tbreplay.cassette import Cassette, Interaction, ToolResult
 from pytest_tbreplay.llama import LlamaServer
@@ -15,7 +16,8 @@ from pytest_tbreplay.sse import DONE, format_event, iter_events
 
 live = pytest.mark.live
 CHAT = "/v1/chat/completions"
-META = {"task": "t", "harness_profile": "baseline", "failure_mode": "none"}
+SLOW = 300  # seconds: a CPU server on a loaded 2-core machine can take far longer than httpx's default 5 s
+META = {"task": "t", "instruction": "Say hi.", "harness_profile": "baseline", "failure_mode": "none"}
 
 
 def chat(content="Say hi.", **kw):
@@ -35,19 +37,11 @@ def proxy(server):
         yield p
 
 
-def wait_recorded(proxy, n=1, timeout=5.0):
-    # A handler thread records after its last write; the harness may see the end a moment earlier.
-    deadline = time.monotonic() + timeout
-    while len(proxy.interactions) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return proxy.interactions
-
-
 @live
 def test_forwards_a_streamed_chat_and_records_it(proxy, server, tmp_path):
-    assert httpx.get(f"{proxy.url}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{proxy.url}/props").json()["default_generation_settings"]["n_ctx"] == 2048
-    with httpx.stream("POST", proxy.url + CHAT, json=chat(), headers={"Authorization": "Bearer sk-x"}) as r:
+    assert httpx.get(f"{proxy.url}/health", timeout=SLOW).json() == {"status": "ok"}
+    assert httpx.get(f"{proxy.url}/props", timeout=SLOW).json()["default_generation_settings"]["n_ctx"] == 2048
+    with httpx.stream("POST", proxy.url + CHAT, timeout=SLOW, json=chat(), headers={"Authorization": "Bearer sk-x"}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         seen = list(iter_events(r.iter_bytes()))
     assert seen[-1] == DONE
@@ -69,7 +63,7 @@ def test_forwards_a_streamed_chat_and_records_it(proxy, server, tmp_path):
 
 @live
 def test_non_streamed_chat_is_recorded_without_offsets(proxy):
-    r = httpx.post(proxy.url + CHAT, json=chat(stream=False))
+    r = httpx.post(proxy.url + CHAT, timeout=SLOW, json=chat(stream=False))
     assert r.status_code == 200
     (it,) = wait_recorded(proxy)
     assert it.chunk_offsets is None and json.loads(it.body) == r.json()
@@ -78,7 +72,7 @@ def test_non_streamed_chat_is_recorded_without_offsets(proxy):
 @live
 def test_tool_results_come_from_the_next_request(proxy):
     first = chat("List the files here.")
-    httpx.post(proxy.url + CHAT, json=first).raise_for_status()
+    httpx.post(proxy.url + CHAT, timeout=SLOW, json=first).raise_for_status()
     calls = [{"id": "c1", "type": "function", "function": {"name": "ls", "arguments": '{"path": "."}'}},
              {"id": "c2", "type": "function", "function": {"name": "cat", "arguments": '{"path": "x"}'}}]
     second = dict(first, messages=first["messages"] + [
@@ -86,7 +80,7 @@ def test_tool_results_come_from_the_next_request(proxy):
         {"role": "tool", "tool_call_id": "c1", "content": "a.txt\nb.txt"},
         {"role": "tool", "tool_call_id": "c2", "content": "Error: x: no such file"},
     ])
-    httpx.post(proxy.url + CHAT, json=second).raise_for_status()
+    httpx.post(proxy.url + CHAT, timeout=SLOW, json=second).raise_for_status()
     wait_recorded(proxy, 2)
     c = proxy.cassette({**META, "server": {"n_ctx": 2048}})
     assert c.interactions[0].tool_results == [
@@ -115,9 +109,9 @@ def test_tool_calls_are_joined_from_streamed_deltas():
         {"role": "assistant", "content": None, "tool_calls": []},  # what the harness echoes is not needed
         {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "main.c"}]}])
     with ReplayServer(engine) as upstream, RecordingProxy(upstream.url) as proxy:
-        with httpx.stream("POST", proxy.url + CHAT, json=first) as r:
+        with httpx.stream("POST", proxy.url + CHAT, timeout=SLOW, json=first) as r:
             assert list(iter_events(r.iter_bytes())) == events
-        httpx.post(proxy.url + CHAT, json=second)  # 409 from replay: no answer recorded; fine
+        httpx.post(proxy.url + CHAT, timeout=SLOW, json=second)  # 409 from replay: no answer recorded; fine
         wait_recorded(proxy, 2)
         c = proxy.cassette({**META, "server": {"n_ctx": 2048}})
     assert c.interactions[0].tool_results == [ToolResult("t1", "ls", {"path": "/app"}, "main.c", False)]
@@ -126,15 +120,15 @@ def test_tool_calls_are_joined_from_streamed_deltas():
 @live
 def test_server_killed_mid_stream_ends_with_an_error_event(tmp_path):
     with LlamaServer(ctx_size=2048) as server, RecordingProxy(server.url) as proxy:
-        start = time.monotonic()
-        with httpx.stream("POST", proxy.url + CHAT, timeout=10,
+        with httpx.stream("POST", proxy.url + CHAT, timeout=SLOW,
                           json=chat("Write a long story.", max_tokens=1500, ignore_eos=True)) as r:
             events = []
             for data in iter_events(r.iter_bytes()):
                 events.append(data)
                 if len(events) == 3:
                     server.kill()
-        assert time.monotonic() - start < 5
+                    killed = time.monotonic()
+        assert time.monotonic() - killed < 30  # nothing hangs after the kill (generous: a loaded machine)
         error = json.loads(events[-1])["error"]
         assert error["code"] == 502 and error["type"] == "server_error"
         assert error["message"].startswith("upstream closed mid-stream: ")
@@ -147,7 +141,7 @@ def test_server_killed_mid_stream_ends_with_an_error_event(tmp_path):
 
 @live
 def test_harness_hanging_up_is_recorded_loadable(proxy, tmp_path):
-    with httpx.stream("POST", proxy.url + CHAT, json=chat("Write a long story.", max_tokens=300)) as r:
+    with httpx.stream("POST", proxy.url + CHAT, timeout=SLOW, json=chat("Write a long story.", max_tokens=300)) as r:
         stream = iter_events(r.iter_bytes())
         got = [next(stream), next(stream)]
     (it,) = wait_recorded(proxy)
@@ -157,7 +151,9 @@ def test_harness_hanging_up_is_recorded_loadable(proxy, tmp_path):
     cassette.load(cassette.save(c, tmp_path / "c.yaml"))
 
 
-def test_unreachable_upstream_is_a_502():
+def test_unreachable_upstream_hangs_up_like_the_server_and_keeps_the_reason():
+    # Not a 502: a harness would take that for the model's error (issue 11, d12).
     with RecordingProxy("http://127.0.0.1:9") as proxy:
-        r = httpx.post(proxy.url + CHAT, json=chat())
-    assert r.status_code == 502 and "upstream unreachable" in r.json()["error"]["message"]
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(proxy.url + CHAT, timeout=SLOW, json=chat())
+    assert "127.0.0.1:9" in proxy.upstream_failures[0] and proxy.interactions == []

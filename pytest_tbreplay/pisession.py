@@ -1,0 +1,258 @@
+"""pi 0.73.1's session file, read back into the model calls it made.
+
+A session is JSONL: a header, then entries linked by parentId (docs/session-format.md). The
+conversation pi sends is the active branch (walk parentId back from the last entry), with the
+latest compaction applied (its summary, then the entries from firstKeptEntryId on). Each
+assistant message on the branch is one model call; the request it answered is the context built
+from the entries before it, converted the way pi-ai's openai-completions provider converts it
+(`convertToLlm`, `transformMessages`, `convertMessages` in pi-ai/pi-coding-agent 0.73.1, for a
+provider without compat overrides, as models.json configures llama-server).
+
+Converted messages are built once per entry and shared by every request that carries them, so a
+300-turn trial's requests cost a list of references each, not a copy of the history."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
+COMPACTION_SUFFIX = "\n</summary>"
+BRANCH_PREFIX = "The following is a summary of a branch that this conversation came back from:\n\n<summary>\n"
+BRANCH_SUFFIX = "</summary>"
+NO_RESULT = "No result provided"  # pi-ai's synthetic result for a tool call that never got one
+
+
+class SessionError(ValueError):
+    """A session file that cannot be read, naming the file and the line."""
+
+
+@dataclass
+class Call:
+    """One model call: the assistant message pi stored, and where it sits on the branch."""
+    entry: dict  # the session entry of the assistant message
+    at: int  # its index on the active branch
+    results: list[dict]  # the toolResult messages that answered its tool calls
+    compaction: dict | None = None  # a compaction entry that came just before this call
+
+    @property
+    def message(self) -> dict:
+        return self.entry["message"]
+
+
+@dataclass
+class Session:
+    path: Path
+    header: dict
+    entries: list[dict]
+    branch: list[dict] = field(default_factory=list)
+
+    @property
+    def cwd(self) -> str:
+        return self.header.get("cwd", "")
+
+    @property
+    def started(self) -> str:
+        return self.header.get("timestamp", "")
+
+    def first_user_text(self) -> str:
+        for e in self.branch:
+            if e.get("type") == "message" and e["message"].get("role") == "user":
+                return text_of(e["message"])
+        return ""
+
+    @cached_property
+    def calls(self) -> list[Call]:
+        """Every model call on the active branch, in order."""
+        out, pending = [], None
+        for i, e in enumerate(self.branch):
+            if e.get("type") == "compaction":
+                pending = e
+            role = e["message"].get("role") if e.get("type") == "message" else None
+            if role == "assistant":
+                out.append(Call(e, i, [], pending))
+                pending = None
+            elif role == "toolResult" and out:
+                out[-1].results.append(e["message"])
+        return out
+
+    def requests(self, system: str | None) -> Iterator[tuple[Call, list[dict]]]:
+        """Each call with the chat messages pi sent for it. Built incrementally: each request
+        shares the converted messages of the one before (a copy of a list of references)."""
+        convert, sent, compaction, done = Converter(), [], None, 0
+        for call in self.calls:
+            if call.compaction is not None and call.compaction is not compaction:
+                compaction = call.compaction  # rebuild from the summary on
+                sent = convert.messages(system, context_of(self.branch[:call.at], compaction))
+            else:
+                if not sent:
+                    sent = [{"role": "system", "content": system}] if system is not None else []
+                sent = sent + convert.extend([m for e in self.branch[done:call.at] if (m := _message_of(e))])
+            done = call.at
+            yield call, convert.close(sent)
+
+
+def read_session(path: Path | str) -> Session:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SessionError(f"{path}: cannot read the pi session: {e}") from None
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as e:
+            # pi appends entry by entry: a trial killed mid-write leaves a torn last line.
+            if n == len(lines):
+                break
+            raise SessionError(f"{path}:{n}: not JSON ({e}); is this a pi session file?") from None
+    if not records or records[0].get("type") != "session":
+        raise SessionError(f"{path}: no session header (first line must be {{\"type\":\"session\",...}}); "
+                           "is this a pi 0.73 session file?")
+    header, entries = records[0], [r for r in records[1:] if isinstance(r, dict) and "id" in r]
+    return Session(path, header, entries, active_branch(entries))
+
+
+def active_branch(entries: list[dict]) -> list[dict]:
+    """Root to leaf, the leaf being the last entry (what pi resumes from)."""
+    by_id = {e["id"]: e for e in entries}
+    branch, e = [], entries[-1] if entries else None
+    while e is not None:
+        branch.append(e)
+        e = by_id.get(e.get("parentId"))
+    return branch[::-1]
+
+
+def context_of(path: list[dict], compaction: dict | None) -> list[dict]:
+    """buildSessionContext: the messages pi has at the end of `path`."""
+    if compaction is None:
+        return [m for e in path if (m := _message_of(e))]
+    # One summary object per compaction, so every later request shares it.
+    summary = compaction.setdefault("_message", {"role": "compactionSummary", "summary": compaction.get("summary", "")})
+    at = next(i for i, e in enumerate(path) if e["id"] == compaction["id"])
+    kept = [i for i, e in enumerate(path[:at]) if e["id"] == compaction.get("firstKeptEntryId")]
+    before = path[kept[0]:at] if kept else []
+    return [summary] + [m for e in before + path[at + 1:] if (m := _message_of(e))]
+
+
+def _message_of(e: dict) -> dict | None:
+    kind = e.get("type")
+    if kind == "message":
+        return e["message"]
+    if kind == "custom_message":
+        return e.setdefault("_message", {"role": "custom", "content": e.get("content", "")})
+    if kind == "branch_summary" and e.get("summary"):
+        return e.setdefault("_message", {"role": "branchSummary", "summary": e["summary"]})
+    return None
+
+
+def text_of(m: dict, sep: str = "") -> str:
+    content = m.get("content")
+    if isinstance(content, str):
+        return content
+    return sep.join(c.get("text", "") for c in content or [] if c.get("type") == "text")
+
+
+class Converter:
+    """pi-ai's message conversion for llama-server, memoized per pi message object."""
+
+    def __init__(self):
+        self._memo: dict[int, tuple[dict, list[dict]]] = {}
+        self._pending: list[dict] = []  # extend(): tool calls of the last assistant still unanswered
+        self._answered: set[str] = set()
+
+    def extend(self, new: list[dict]) -> list[dict]:
+        """The converted form of messages appended to a conversation already converted by
+        earlier extend() calls (the same rules as messages(), applied incrementally)."""
+        out = []
+        for m in new:
+            role = m.get("role")
+            if role == "assistant" or role in ("user", "custom", "compactionSummary", "branchSummary"):
+                out += self._orphans(self._pending, self._answered)
+                self._pending, self._answered = [], set()
+            if role == "assistant":
+                if m.get("stopReason") in ("error", "aborted"):
+                    continue
+                self._pending = [c for c in m.get("content") or [] if c.get("type") == "toolCall"]
+            elif role == "toolResult":
+                self._answered.add(m.get("toolCallId"))
+            out += self._convert(m)
+        return out
+
+    def close(self, sent: list[dict]) -> list[dict]:
+        """A request ends the conversation: tool calls still unanswered get pi-ai's placeholder."""
+        missing = self._orphans(self._pending, self._answered)
+        return sent + missing if missing else sent
+
+    def messages(self, system: str | None, context: list[dict]) -> list[dict]:
+        """A whole context (convertToLlm, transformMessages, convertMessages). Errored and aborted
+        assistant turns are never resent; a tool call without a result gets a placeholder."""
+        self._pending, self._answered = [], set()
+        out = [{"role": "system", "content": system}] if system is not None else []
+        return out + self.extend(context)
+
+    def _orphans(self, pending: list[dict], answered: set[str]) -> list[dict]:
+        return [{"role": "tool", "content": NO_RESULT, "tool_call_id": c["id"]}
+                for c in pending if c["id"] not in answered]
+
+    def _convert(self, m: dict) -> list[dict]:
+        hit = self._memo.get(id(m))
+        if hit is None or hit[0] is not m:
+            hit = self._memo[id(m)] = (m, convert(m))
+        return hit[1]
+
+
+def convert(m: dict) -> list[dict]:
+    """One pi message as the chat messages pi-ai sends for it (0, 1 or 2 of them)."""
+    role = m.get("role")
+    if role == "user":
+        content = m.get("content")
+        if isinstance(content, str):
+            return [{"role": "user", "content": content}]
+        parts = [_part(c) for c in content or []]
+        return [{"role": "user", "content": parts}] if parts else []
+    if role in ("custom", "compactionSummary", "branchSummary"):
+        text = (COMPACTION_PREFIX + m["summary"] + COMPACTION_SUFFIX if role == "compactionSummary" else
+                BRANCH_PREFIX + m["summary"] + BRANCH_SUFFIX if role == "branchSummary" else None)
+        if text is None:
+            content = m.get("content")
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else [_part(c) for c in content or []]
+        else:
+            parts = [{"type": "text", "text": text}]
+        return [{"role": "user", "content": parts}]
+    if role == "assistant":
+        return _assistant(m)
+    if role == "toolResult":
+        text = "\n".join(c.get("text", "") for c in m.get("content") or [] if c.get("type") == "text")
+        return [{"role": "tool", "content": text or "(see attached image)", "tool_call_id": m.get("toolCallId")}]
+    return []
+
+
+def _part(c: dict) -> dict:
+    if c.get("type") == "text":
+        return {"type": "text", "text": c.get("text", "")}
+    return {"type": "image_url", "image_url": {"url": f"data:{c.get('mimeType')};base64,{c.get('data')}"}}
+
+
+def _assistant(m: dict) -> list[dict]:
+    blocks = m.get("content") or []
+    out: dict = {"role": "assistant", "content": None}
+    text = "".join(b["text"] for b in blocks if b.get("type") == "text" and b.get("text", "").strip())
+    if text:
+        out["content"] = text
+    thinking = [b for b in blocks if b.get("type") == "thinking" and b.get("thinking", "").strip()]
+    if thinking and (signature := thinking[0].get("thinkingSignature")):
+        out[signature] = "\n".join(b["thinking"] for b in thinking)
+    calls = [b for b in blocks if b.get("type") == "toolCall"]
+    if calls:
+        out["tool_calls"] = [{"id": c["id"], "type": "function", "function": {
+            "name": c["name"], "arguments": json.dumps(c.get("arguments") or {}, ensure_ascii=False,
+                                                       separators=(",", ":"))}} for c in calls]
+    if not out["content"] and not calls:
+        return []  # pi skips an assistant message with nothing to send
+    return [out]
