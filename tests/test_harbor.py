@@ -359,8 +359,18 @@ def test_an_overflow_on_the_first_request_is_not_a_silent_zero(harbor_ready, tmp
     session = next((trial / "agent" / "pi" / "sessions").glob("*.jsonl")).read_text()
     assert "exceeds the available context size (512 tokens)" in session  # the first request overflowed
     exc = r["exception_info"]
+    # pi compacted for the retry; the retry must then have been sent (print mode used to end the
+    # session during the summary request: "extension ctx is stale", and nothing after the compaction).
+    assert retried_after_compaction(session), session[-2000:]
     if exc is not None and exc["exception_type"] == "ContextWindowExceededError":
         assert "(512 tokens)" in exc["exception_message"] and "n_ctx 8192" in exc["exception_message"]
-    else:  # retried after a compaction: a later answer exists
+    else:  # the retry got the run going
         assert '"stopReason":"stop"' in session or '"stopReason":"toolUse"' in session or \
             '"stopReason":"length"' in session, exc
+
+
+def retried_after_compaction(session: str) -> bool:
+    """A session file with a compaction entry followed by a model answer (an error counts)."""
+    kinds = [(e["type"], (e.get("message") or {}).get("role")) for e in map(json.loads, session.splitlines())]
+    after = kinds[kinds.index(("compaction", None)) + 1:] if ("compaction", None) in kinds else []
+    return ("message", "assistant") in after
