@@ -302,7 +302,7 @@ LOOP_CYCLE = [
 
 
 # The scripted answer: Rust block comments nest and C++ ones do not (the smoke task's oracle).
-POLYGLOT_SOURCE = (ROOT / "smoke" / "polyglot-rust-c" / "oracle" / "main.rs").read_text()
+POLYGLOT_SOURCE = (ROOT / "smoke" / "polyglot-rust-c" / "solution" / "main.rs").read_text()
 
 
 def polyglot(path: Path) -> None:
@@ -376,7 +376,7 @@ LAST_OK = (259_000, N_CTX)
 DUMPS = [("objdump -d --no-show-raw-insn /app/mystery | sed -n {a},{b}p", disassembly),
          ("xxd -s 0x{a:x} -l 0x{n:x} /app/mystery", hexdump)]
 # The scripted renderer: the smoke twin's oracle, writing image.ppm as the mystery binary does.
-MYSTERY_SOURCE = (ROOT / "smoke" / "path-tracing" / "oracle" / "image.c").read_text().replace(
+MYSTERY_SOURCE = (ROOT / "smoke" / "path-tracing" / "solution" / "image.c").read_text().replace(
     '"reconstructed.ppm"', '"image.ppm"')
 COSINE = """import numpy as np
 pixels = lambda path: np.fromstring(open(path, 'rb').read().split(maxsplit=4)[4], np.int32, sep=' ').astype(float)

@@ -46,7 +46,7 @@ def pytest_addoption(parser):
     g.addoption("--record-dir", default=None, help="where --record writes (default: the cassette dir)")
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
-    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run` (needs harbor)")
+    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
     parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")

@@ -141,27 +141,89 @@ class SmokeReport:
 
 # -- the real benchmark path: the same tasks through `harbor run` ------------------------------
 HARBOR_AGENT = "pytest_tbreplay.harbor:MitigatedPi"
-# Harbor's exceptions that are the infrastructure's, not the model's (failure-analysis §4-E).
-HARBOR_INFRA = ("EnvironmentStartTimeoutError", "NonZeroAgentExitCodeError", "DockerError")
+# Harbor 0.26 writes each exception's policy into result.json; older results lack it. Then these
+# are the types its table (harbor/models/trial/error_policy.py) does not grade: the
+# infrastructure's, not the model's (failure-analysis §4-E).
+HARBOR_UNGRADED = ("EnvironmentStartTimeoutError", "SandboxBuildFailedError", "AgentSetupTimeoutError",
+                   "HealthcheckError", "AddTestsDirError", "DownloadVerifierDirError")
 
 
-def harbor_command(task: str, model: str, jobs_dir: Path, time_scale: float = 1.0,
-                   agent: str = HARBOR_AGENT) -> list[str]:
-    """`harbor run` for one Terminal-Bench 2.0 task with our agent, in a job folder we then read."""
-    return ["harbor", "run", "-d", "terminal-bench@2.0", "--task-name", task, "--agent-import-path", agent,
-            "-m", model, "--n-concurrent", "1", "--n-attempts", "1", "--timeout-multiplier", str(time_scale),
-            "--jobs-dir", str(jobs_dir)]
+def harbor_command(task: str | Path, model: str, jobs_dir: Path, job_name: str, *, api_base: str,
+                   time_scale: float = 1.0, n_ctx: int | None = None, profile: str | None = None,
+                   agent: str = HARBOR_AGENT, environment: str | None = None, harbor: str = "harbor") -> list[str]:
+    """`harbor run` of one task with our agent into jobs_dir/job_name. `task` is a task folder
+    (`-p`, e.g. smoke/regex-log) or a Terminal-Bench 2.0 task name (`-d terminal-bench@2.0 -i`).
+    `-n 1`: Harbor's default 4 would put four trials on one llama-server."""
+    where = ["-p", str(task)] if Path(task).is_dir() else ["-d", "terminal-bench@2.0", "-i", str(task)]
+    kwargs = [f"api_base={api_base}"] + ([f"n_ctx={n_ctx}"] if n_ctx else []) + ([f"profile={profile}"] if profile else [])
+    return [harbor, "run", *where, "-a", agent, "-m", model if "/" in model else f"openai/{model}",
+            *[a for kw in kwargs for a in ("--ak", kw)], "-n", "1", "-k", "1",
+            "--timeout-multiplier", str(time_scale), "-o", str(jobs_dir), "--job-name", job_name, "-y", "-q",
+            *(["-e", environment] if environment else [])]
 
 
-def harbor_record(task: Task, jobs_dir: Path, model: str) -> dict:
-    """One smoke record from the trial result.json Harbor wrote."""
-    results = sorted(Path(jobs_dir).glob(f"*/{task.name}__*/result.json"))
-    r = json.loads(results[-1].read_text()) if results else {}
-    exc = (r.get("exception_info") or {}).get("exception_type")
+def harbor_trial(job_dir: Path, task_name: str) -> tuple[Path, dict] | None:
+    """The trial of `task_name` in a job folder, by what its own result.json says (the folder name
+    ends in a random suffix); the latest finished one if the job holds several."""
+    found = []
+    for path in Path(job_dir).glob("*/result.json"):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and r.get("task_name") == task_name and r.get("trial_name"):
+            found.append((r.get("finished_at") or r.get("started_at") or "", path.parent, r))
+    return max(found, key=lambda f: f[0])[1:] if found else None
+
+
+def harbor_outcome(r: dict) -> str:
+    """passed | failed | timeout | infra, read through Harbor's own error policy: what Harbor does
+    not grade is infra; NonZeroAgentExitCodeError and AgentTimeoutError are graded failures."""
+    exc = r.get("exception_info") or {}
+    kind = exc.get("exception_type")
+    if kind:
+        policy = exc.get("policy") or {"should_grade": kind not in HARBOR_UNGRADED}
+        if not policy.get("should_grade", True):
+            return "infra"
+        if kind == "AgentTimeoutError":
+            return "timeout"
     reward = ((r.get("verifier_result") or {}).get("rewards") or {}).get("reward")
-    outcome = ("infra" if not results or exc in HARBOR_INFRA else "timeout" if exc == "AgentTimeoutError"
-               else "passed" if reward == 1 else "failed")
-    return {"task": task.name, "task_class": task.task_class, "harness": "pi (harbor)", "profile": "mitigated",
-            "model": model, "outcome": outcome, "turns": 0, "stop_reasons": [], "peak_prompt_tokens": 0,
-            "compactions": [], "decode_tps": None, "wall_s": 0,
-            "error": exc if results else f"no result.json under {jobs_dir}", "verifier_output": None}
+    return "passed" if reward == 1 and r.get("reward_valid", True) is not False else "failed"
+
+
+def harbor_record(task: Task, job_dir: Path, model: str, profile: str = "mitigated") -> dict:
+    """One smoke record from the trial Harbor wrote (result.json, agent/trajectory.json)."""
+    found = harbor_trial(job_dir, task.name)
+    rec = {"task": task.name, "task_class": task.task_class, "harness": "pi (harbor)", "profile": profile,
+           "model": model, "outcome": "infra", "turns": 0, "stop_reasons": [], "peak_prompt_tokens": 0,
+           "compactions": [], "decode_tps": None, "wall_s": 0, "error": f"no trial of {task.name} in {job_dir}",
+           "verifier_output": None}
+    if not found:
+        return rec
+    trial, r = found
+    exc = r.get("exception_info") or {}
+    steps = _trajectory_steps(trial / "agent" / "trajectory.json")
+    prompts = [(s.get("metrics") or {}).get("prompt_tokens") or 0 for s in steps]
+    stdout = trial / "verifier" / "test-stdout.txt"
+    return rec | {"outcome": harbor_outcome(r), "turns": len(prompts), "peak_prompt_tokens": max(prompts, default=0),
+                  "stop_reasons": [(s.get("extra") or {}).get("stop_reason") or "?" for s in steps],
+                  "wall_s": _seconds(r.get("started_at"), r.get("finished_at")),
+                  "error": f"{exc['exception_type']}: {exc.get('exception_message', '')[-1000:]}" if exc else None,
+                  "verifier_output": stdout.read_text()[-2000:] if stdout.is_file() else None}
+
+
+def _trajectory_steps(path: Path) -> list[dict]:
+    """The model's steps (those with token metrics) of an ATIF trajectory."""
+    try:
+        steps = json.loads(path.read_text()).get("steps") or []
+    except (OSError, ValueError):
+        return []
+    return [s for s in steps if s.get("source") == "agent" and s.get("metrics")]
+
+
+def _seconds(start: str | None, end: str | None) -> float:
+    from datetime import datetime
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 2)
+    except (TypeError, ValueError):
+        return 0

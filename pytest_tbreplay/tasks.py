@@ -1,24 +1,29 @@
 """Terminal-Bench 2.0 tasks made runnable without Docker (the smoke/ folder).
 
-Each task folder holds instruction.md, task.yaml, setup.py (prepares the app folder
-that stands in for /app), test_outputs.py (the verifier), oracle/solve.sh and
-wrong/<name>/solve.sh. The verifier always runs from outside the app folder, as
-Terminal-Bench copies /tests in only after the agent has finished.
+Each task folder is in Harbor's task layout, so `harbor run -p smoke/<task>` runs it too:
+instruction.md, task.toml ([metadata] task_class and acceptance are ours; [agent] timeout_sec is
+the time budget), environment/Dockerfile, tests/test.sh and tests/test_outputs.py (the verifier),
+solution/solve.sh (the oracle), plus wrong/<name>/solve.sh (wrong answers the verifier must
+reject; Harbor ignores them). Here an app folder stands in for /app: it is prepared by replaying
+the Dockerfile's steps after `WORKDIR /app` (COPY from environment/, RUN in the app folder with
+/app mapped); the steps before it install the system, which the host provides. The verifier
+always runs from outside the app folder, as Terminal-Bench copies /tests in only after the agent
+has finished.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from .shipped import shipped
 
@@ -39,20 +44,20 @@ class Task:
     time_budget_s: int
     task_class: str  # "build" or "text"
     acceptance: list[str] = field(default_factory=list)
-    verifier: str = "test_outputs.py"
+    verifier: str = "tests/test_outputs.py"
 
     @classmethod
     def load(cls, root: Path) -> Task:
-        meta = yaml.safe_load((root / "task.yaml").read_text())
-        return cls(
-            name=meta["name"],
-            root=root.resolve(),
-            instruction=(root / "instruction.md").read_text(),
-            time_budget_s=int(meta["time_budget_s"]),
-            task_class=meta["task_class"],
-            acceptance=list(meta.get("acceptance", [])),
-            verifier=meta.get("verifier", "test_outputs.py"),
-        )
+        toml_path = root / "task.toml"
+        try:
+            meta = tomllib.loads(toml_path.read_text())
+            extra = meta.get("metadata", {})
+            return cls(name=root.name, root=root.resolve(), instruction=(root / "instruction.md").read_text(),
+                       time_budget_s=int(meta["agent"]["timeout_sec"]), task_class=extra["task_class"],
+                       acceptance=list(extra.get("acceptance", [])))
+        except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
+            raise ValueError(f"{toml_path}: not a smoke task ({type(e).__name__}: {e}); it needs instruction.md and "
+                             f"a task.toml with [agent] timeout_sec and [metadata] task_class") from None
 
     @property
     def wrong_answers(self) -> list[str]:
@@ -63,13 +68,20 @@ class Task:
         """Create workdir/app and fill it as the task's Docker image would."""
         app = Path(workdir) / "app"
         app.mkdir(parents=True)
-        # A unique module name per task: several setup.py files are loaded in one process.
-        spec = importlib.util.spec_from_file_location(
-            f"tbreplay_setup_{self.name.replace('-', '_')}", self.root / "setup.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.setup(app)
+        for kind, arg in app_steps(self.root / "environment" / "Dockerfile"):
+            if kind == "COPY":
+                *sources, target = shlex.split(arg)
+                for src in sources:
+                    dest = Path(map_app(target, app))
+                    if target.endswith("/"):
+                        dest = dest / Path(src).name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(self.root / "environment" / src, dest)
+            else:
+                done = subprocess.run(["sh", "-c", map_app(arg, app)], cwd=app, capture_output=True, text=True)
+                if done.returncode:
+                    raise RuntimeError(f"{self.name}: Dockerfile step `RUN {arg}` exited {done.returncode}:\n"
+                                       f"{done.stderr[-2000:]}")
         return app
 
     def instruction_for(self, app: Path) -> str:
@@ -82,7 +94,7 @@ class Task:
 
     def apply(self, app: Path, answer: str = "oracle") -> None:
         """Write an answer into `app`: "oracle" or the name of a wrong answer."""
-        folder = self.root / "oracle" if answer == "oracle" else self.root / "wrong" / answer
+        folder = self.root / "solution" if answer == "oracle" else self.root / "wrong" / answer
         script = folder / "solve.sh"
         if not script.is_file():
             raise ValueError(f"{self.name}: no answer {answer!r} ({script} missing)")
@@ -99,9 +111,10 @@ class Task:
             # the surrounding repo can change how the verifier runs.
             shutil.copy(self.root / self.verifier, tmp)
             Path(tmp, "pytest.ini").write_text("[pytest]\n")
+            verifier = Path(self.verifier).name
             env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
             env.update(TBREPLAY_APP=str(Path(app).resolve()), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", self.verifier]
+            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", verifier]
             proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
             try:
@@ -119,7 +132,25 @@ def map_app(text: str, app: Path) -> str:
     return re.sub(r"(?<![\w.-])/app(?![\w-]|\.\w)", lambda _: str(app), text)
 
 
+def app_steps(dockerfile: Path) -> list[tuple[str, str]]:
+    """The COPY and RUN steps after `WORKDIR /app` (continuation lines joined): what prepares /app.
+    Any other instruction there is an error, so a Dockerfile cannot silently mean more in Docker."""
+    text = re.sub(r"\\\n", " ", Path(dockerfile).read_text())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    starts = [i for i, ln in enumerate(lines) if ln.split() == ["WORKDIR", "/app"]]
+    if not starts:
+        raise ValueError(f"{dockerfile}: no `WORKDIR /app`: the Docker-free runners cannot tell what prepares /app")
+    steps = []
+    for ln in lines[starts[0] + 1:]:
+        kind, _, arg = ln.partition(" ")
+        if kind not in ("COPY", "RUN") or arg.startswith("--") or arg.startswith("["):
+            raise ValueError(f"{dockerfile}: `{ln[:60]}` after WORKDIR /app: the Docker-free runners replay only "
+                             f"plain `COPY src /app/...` and `RUN command` there")
+        steps.append((kind, arg.strip()))
+    return steps
+
+
 def load_tasks(root: Path = SMOKE_ROOT) -> dict[str, Task]:
     """All tasks under `root`, by name."""
-    tasks = [Task.load(p) for p in sorted(Path(root).iterdir()) if (p / "task.yaml").is_file()]
+    tasks = [Task.load(p) for p in sorted(Path(root).iterdir()) if (p / "task.toml").is_file()]
     return {t.name: t for t in tasks}

@@ -2,14 +2,14 @@
 verifier. Per-task tests fail only when the run itself broke; the pass rate and decode rate are
 asserted against the model's floors (smoke/thresholds.yaml) at the end of the session."""
 import json
-import shutil
-import subprocess
 
 import pytest
 
 from pytest_tbreplay import smoke
 from pytest_tbreplay.harness import TaskSpec
 from pytest_tbreplay.tasks import load_tasks
+
+from harbor_run import harbor_problem, run_trial
 
 pytestmark = [pytest.mark.live, pytest.mark.smoke]
 TASKS = load_tasks()
@@ -38,12 +38,15 @@ def test_smoke_task(name, live, llama_server, pytestconfig, request, tmp_path):
 
 
 def run_with_harbor(task, opt, llama_server, request, tmp_path):
-    """The real benchmark path: Harbor runs the task in its container with our mitigated pi agent."""
-    if shutil.which("harbor") is None:
-        pytest.fail("--harbor needs Harbor on PATH: `pip install harbor` (and Docker or a cloud sandbox)")
+    """The real benchmark path: `harbor run -p smoke/<task>` (Terminal-Bench's task layout) with
+    MitigatedPi, in the Docker-free environment of tests/harbor_env.py, or in Docker with
+    TBREPLAY_HARBOR_ENV=docker (then --server-url must be an address the container can reach)."""
+    if problem := harbor_problem():
+        pytest.fail(f"--harbor: {problem}")
     model = opt.model or llama_server.model
-    subprocess.run(smoke.harbor_command(task.name, model, tmp_path, opt.time_scale), check=False,
-                   timeout=task.time_budget_s * opt.time_scale * 2 + 600)
-    rec = smoke.harbor_record(task, tmp_path, model)
+    profile = opt.profile or default_profile(llama_server.n_ctx)
+    trial = run_trial(task.root, "mitigated", llama_server.url, tmp_path / "jobs", model=model, profile=profile,
+                      time_scale=opt.time_scale, timeout=task.time_budget_s * opt.time_scale * 3 + 900)
+    rec = smoke.harbor_record(task, trial.parent, model, profile)
     request.node.user_properties.append(("tbreplay_smoke", json.dumps(rec)))
     assert rec["outcome"] != "infra", f"infra error, not a model failure: {rec['error']}"

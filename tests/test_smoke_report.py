@@ -52,17 +52,37 @@ def test_report_has_one_record_per_trial_plus_totals(tmp_path):
     assert lines[1].split()[:3] == ["regex-log", "passed", "3"] and "pass rate 100%" in lines[-1]
 
 
-def test_harbor_command_and_result(tmp_path):
-    cmd = smoke.harbor_command("regex-log", "qwen3.6-35b-a3b", tmp_path, 2.0)
-    assert cmd[:4] == ["harbor", "run", "-d", "terminal-bench@2.0"]
-    assert cmd[cmd.index("--agent-import-path") + 1] == "pytest_tbreplay.harbor:MitigatedPi"
-    assert cmd[cmd.index("--task-name") + 1] == "regex-log" and cmd[cmd.index("-m") + 1] == "qwen3.6-35b-a3b"
+def harbor_result(task="regex-log", reward=None, exc=None, policy=None, finished="2026-01-01T00:00:10", **extra):
+    r = {"task_name": task, "trial_name": f"{task}__x", "started_at": "2026-01-01T00:00:00", "finished_at": finished,
+         "verifier_result": {"rewards": {"reward": reward}} if reward is not None else None,
+         "exception_info": {"exception_type": exc, "exception_message": "boom", "policy": policy} if exc else None}
+    return r | extra
+
+
+def test_harbor_outcome_follows_harbors_error_policy():
+    graded = {"should_retry": False, "should_grade": True, "has_valid_reward": True}
+    assert smoke.harbor_outcome(harbor_result(reward=1.0, reward_valid=True)) == "passed"
+    assert smoke.harbor_outcome(harbor_result(reward=0.0)) == "failed"
+    assert smoke.harbor_outcome(harbor_result(reward=0.0, exc="NonZeroAgentExitCodeError", policy=graded)) == "failed"
+    assert smoke.harbor_outcome(harbor_result(reward=0.0, exc="AgentTimeoutError", policy=graded)) == "timeout"
+    assert smoke.harbor_outcome(harbor_result(exc="AgentSetupTimeoutError", policy={"should_grade": False})) == "infra"
+    # A result written without the policy (before Harbor 0.26): Harbor's table of ungraded types.
+    assert smoke.harbor_outcome(harbor_result(exc="EnvironmentStartTimeoutError")) == "infra"
+    assert smoke.harbor_outcome(harbor_result(reward=0.0, exc="NonZeroAgentExitCodeError")) == "failed"
+    # A reward Harbor marks invalid never counts as a pass.
+    assert smoke.harbor_outcome(harbor_result(reward=1.0, reward_valid=False)) == "failed"
+
+
+def test_the_trial_is_found_by_its_own_result(tmp_path):
     task = load_tasks()["regex-log"]
-    trial = tmp_path / "job1" / "regex-log__abc"
-    trial.mkdir(parents=True)
-    (trial / "result.json").write_text(json.dumps({"verifier_result": {"rewards": {"reward": 1.0}}}))
-    assert smoke.harbor_record(task, tmp_path, "m")["outcome"] == "passed"
-    (trial / "result.json").write_text(json.dumps({"exception_info": {"exception_type": "AgentTimeoutError"}}))
-    assert smoke.harbor_record(task, tmp_path, "m")["outcome"] == "timeout"
-    (trial / "result.json").write_text(json.dumps({"exception_info": {"exception_type": "EnvironmentStartTimeoutError"}}))
-    assert smoke.harbor_record(task, tmp_path, "m")["outcome"] == "infra"
+    assert smoke.harbor_record(task, tmp_path, "m")["outcome"] == "infra"  # no trial at all
+    # Folder names end in a random suffix: the later trial sorts first by name.
+    for folder, r in [("regex-log__zzz", harbor_result(reward=0.0, finished="2026-01-01T00:00:05")),
+                      ("regex-log__aaa", harbor_result(reward=1.0, finished="2026-01-01T00:09:00")),
+                      ("other__bbb", harbor_result("path-tracing", reward=0.0, finished="2026-01-02T00:00:00"))]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "result.json").write_text(json.dumps(r))
+    (tmp_path / "regex-log__broken").mkdir()
+    (tmp_path / "regex-log__broken" / "result.json").write_text("{not json")
+    rec = smoke.harbor_record(task, tmp_path, "m")
+    assert rec["outcome"] == "passed" and rec["wall_s"] == 540 and rec["error"] is None

@@ -16,7 +16,12 @@ export default function (pi: any) {
 	pi.on("agent_start", () => { retryExpected = false; touch(); });
 	pi.on("turn_end", touch);
 	pi.on("agent_end", (e: any) => { lastRunFailed = lastAssistant(e.messages)?.stopReason === "error"; touch(); });
-	pi.on("session_before_compact", () => { compacting = true; touch(); });
+	// Loaded before compaction.ts (harbor.py), so this runs before its summary request; a compaction
+	// it will cancel (a kind the profile does not want) is not waited for.
+	pi.on("session_before_compact", () => {
+		compacting = lastRunFailed ? config.overflow_retry : config.proactive_compaction;
+		touch();
+	});
 	pi.on("session_compact", () => { compacting = false; retryExpected = lastRunFailed; touch(); });
 	pi.on("input", async (e: any, ctx: any) => {
 		if (e.text !== PLACEHOLDER) return { action: "continue" };

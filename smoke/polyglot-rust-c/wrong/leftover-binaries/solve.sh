@@ -5,6 +5,6 @@ set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$APP/polyglot"
 cd "$APP/polyglot"
-cp "$HERE/../../oracle/main.rs" main.rs
+cp "$HERE/../../solution/main.rs" main.rs
 rustc main.rs -o main
 g++ -x c++ main.rs -o cmain

@@ -2,6 +2,7 @@
 # Oracle: key, certificate, combined PEM, verification record and checker script.
 # DAYS and KEY_MODE let the wrong answers reuse this script.
 set -e
+APP=${APP:-/app}  # Harbor runs this in the task container; the Docker-free runner sets APP
 HERE=$(cd "$(dirname "$0")" && pwd)
 DAYS=${DAYS:-365}
 KEY_MODE=${KEY_MODE:-600}

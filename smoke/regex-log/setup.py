@@ -1,6 +1,0 @@
-"""Prepare /app for regex-log: Terminal-Bench starts with an empty /app."""
-import pathlib
-
-
-def setup(app: pathlib.Path) -> None:
-    pass
