@@ -23,7 +23,7 @@ import pytest
 from pytest_tbreplay import cassette as cs
 from pytest_tbreplay import harbor, pi, smoke
 from pytest_tbreplay.harness import NUDGE
-from pytest_tbreplay.profiles import ProfileError
+from pytest_tbreplay.profiles import ProfileError, load_profile
 from pytest_tbreplay.replay import ReplayEngine, ReplayServer
 from pytest_tbreplay.tasks import load_tasks
 
@@ -332,6 +332,7 @@ def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_read
     # The smoke report reads the same trial through Harbor's error policy.
     rec = smoke.harbor_record(load_tasks()["regex-log"], trial.parent, llama_server.model)
     assert rec["outcome"] in ("passed", "failed", "timeout") and rec["turns"] >= 1 and rec["verifier_output"]
+    imported_replays_strictly(trial, load_profile(str(tmp_path / "mitigated-cpu-short.yaml")), "mitigated-pi")
 
 
 @pytest.mark.live
@@ -343,6 +344,24 @@ def test_harbors_own_pi_runs_a_smoke_task_for_comparison(harbor_ready, tmp_path)
     r = check_trial(trial)
     assert r["agent_info"]["name"] == "pi"
     assert (trial / "agent" / "pi.txt").stat().st_size and list((trial / "agent" / "pi" / "sessions").glob("*.jsonl"))
+    imported_replays_strictly(trial, None, "harbor-pi")
+
+
+def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
+    """`tbreplay import` of the real Harbor trial, replayed under the profile it ran with: every
+    recorded interaction played, no mismatch, the same stop reasons and completion tokens."""
+    from pytest_tbreplay import cassette as cs
+    from pytest_tbreplay.importer import import_trial
+    from pytest_tbreplay.profiles import Profile
+    from pytest_tbreplay.run import replay_cassette
+    c = cs.load(cs.save(import_trial(trial), trial.parent / "imported.yaml"))
+    assert c.metadata["imported"]["layout"] == layout
+    profile = profile or Profile(**{k: v for k, v in c.metadata["harness_profile"].items() if k != "harness"})
+    r = replay_cassette(c, profile, "reference")
+    r.engine.check(strict=True)
+    recorded = [it for it in c.interactions if not it.scripted and it.status == 200]
+    assert [t.completion_tokens for t in r.trial.turns if t.stop_reason != "error"] == \
+        [it.usage["completion_tokens"] for it in recorded]
 
 
 @pytest.mark.live
