@@ -90,7 +90,7 @@ class ShapeTrial(rc.Trial):
         """A turn whose tool calls run in the sandbox; their results go into the cassette."""
         self.turn(text, calls, **kw)
         results = [self.box.run(c) for c in self._pending]
-        self.results(*[o for o, _ in results], errors=tuple(e for _, e in results))
+        self.results(*[o for o, _ in results], errors=tuple(e for _, e in results), ran=True)
         return results
 
     def overflow(self) -> int:
@@ -455,7 +455,7 @@ def cut_write(path: Path) -> None:
             t.interactions.pop(), t.messages.pop()
             t.calls -= 1
         [(out, err)] = [box.run(c) for c in t._pending]
-        t.results(out, errors=(err,))
+        t.results(out, errors=(err,), ran=True)
         cut_at = len(args["content"])
         t.turn("Done! /app/primes.h defines PRIMES with the first 3000 primes.")
         claim = len(t.interactions) - 1

@@ -126,24 +126,6 @@ class Profile:
         return dataclasses.replace(self, name=name, **changes)
 
 
-def _check_types(p: Profile, path: Path) -> None:
-    for f in dataclasses.fields(Profile):
-        v = getattr(p, f.name)
-        if f.name in SIZES:
-            ok = v == AUTO or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-            want = "a token count or `auto`"
-        elif f.name == "name":
-            ok, want = isinstance(v, str), "a string"
-        elif f.name == "dry":
-            ok, want = v is None or isinstance(v, dict), "a mapping of sampler fields or null"
-        elif f.name == "max_turns":
-            ok, want = isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"
-        else:
-            ok, want = isinstance(v, bool), "true or false"
-        if not ok:
-            raise ProfileError(f"{path}: {f.name} is {v!r}; it must be {want}")
-
-
 def _is(value, kind: str) -> bool:
     # YAML's `off`/`no` are strings under the safe loader and bools are ints in Python: be exact.
     checks = {"int": int, "bool": bool, "str": str, "dict": dict, "None": type(None)}
@@ -160,8 +142,10 @@ def check_field_types(data: dict, path: Path | str) -> None:
         kinds = [k.strip() for k in str(hints.get(key, "")).split("|")] if key in hints else []
         if kinds and not any(_is(value, k) for k in kinds):
             problems.append(f"{key} must be {' or '.join(kinds)}, found {value!r} ({type(value).__name__})")
-        elif key == "context_window" and isinstance(value, str) and value != "auto":
-            problems.append(f"context_window must be a number of tokens or auto, found {value!r}")
+        elif key in SIZES and not (value == AUTO or (type(value) is int and value >= 0)):
+            problems.append(f"{key} must be a number of tokens or auto, found {value!r}")
+        elif key == "max_turns" and type(value) is int and value <= 0:
+            problems.append(f"max_turns must be a positive integer, found {value!r}")
         elif key == "dry" and isinstance(value, dict):
             problems += [f"dry.{k} must be a number, found {v!r}" for k, v in value.items()
                          if type(v) not in (int, float)]
@@ -191,5 +175,4 @@ def load_profile(name_or_path: str | Path) -> Profile:
         profile = Profile(**data)
     except TypeError as e:
         raise ProfileError(f"{path}: {e}") from None
-    _check_types(profile, path)
     return profile

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from loop_family import STDLIB_MODULES, as_arguments, cut_at, runaway, stdlib_text, tokens
 from pytest_tbreplay import cassette as cs
 from pytest_tbreplay import pi
-from pytest_tbreplay.harness import NUDGE, _Answer, _Run
+from pytest_tbreplay.harness import NUDGE, Answer, Run
 from pytest_tbreplay.loopdetect import LoopDetector, text_repetition
 from pytest_tbreplay.profiles import load_profile
 
@@ -152,8 +152,8 @@ def test_reference_harness_cuts_a_tool_call_whose_arguments_repeat():
         {"index": 0, "id": "call_1", "type": "function", "function": {"name": "write", "arguments": ""}}]}}]})]
     events += [json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [
         {"index": 0, "function": {"arguments": piece}}]}}]}) for piece in tokens(args)]
-    ans, calls = _Answer(200), {}
-    _Run._consume(None, iter(events), LoopDetector(), ans, calls)
+    ans, calls = Answer(200), {}
+    Run._consume(None, iter(events), LoopDetector(), ans, calls)
     assert ans.cut and ans.finish_reason == "length"
     streamed = len(calls[0]["function"]["arguments"])
     assert len(json.dumps(block * 2)) < streamed < len(json.dumps(block * 3)) + 100  # in its third block
@@ -162,8 +162,8 @@ def test_reference_harness_cuts_a_tool_call_whose_arguments_repeat():
 def test_reference_harness_cuts_a_runaway_in_reasoning_text():
     r = runaway(300, 0.2, 400, 0.2, seed=3)
     events = [json.dumps({"choices": [{"index": 0, "delta": {"reasoning_content": piece}}]}) for piece in tokens(r.text)]
-    ans = _Answer(200)
-    _Run._consume(None, iter(events), LoopDetector(), ans, {})
+    ans = Answer(200)
+    Run._consume(None, iter(events), LoopDetector(), ans, {})
     assert ans.cut and ans.content == ""
     assert r.onset < ans.reasoning_tokens <= r.third + 512
 
@@ -215,19 +215,21 @@ def looping_write_cassette() -> cs.Cassette:
     spec.loader.exec_module(rc)
     t = rc.Trial("loop-write", "Write /app/wrap.py, a module that wraps text to a width.", seed=11)
     block = stdlib_text("textwrap")[2000:3400]
-    t.turn("I'll write the module.", [rc.write("/app/wrap.py", block * 8)])
-    t.results(f"Successfully wrote {len(block * 8)} bytes to /app/wrap.py")
-    t.turn("Done: /app/wrap.py is written.")
-    t.say(NUDGE)
-    t.turn("Writing it once.", [rc.write("/app/wrap.py", block)], scripted="answer to the nudge",
-           match="cut off for looping", max_tokens=16384)
-    t.results(f"Successfully wrote {len(block)} bytes to /app/wrap.py")
+    with rc.Sandbox(None) as box:  # the writes run for real, in a temp /app: their results are real
+        t.turn("I'll write the module.", [rc.write("/app/wrap.py", block * 8)])
+        t.run(box)
+        t.turn("Done: /app/wrap.py is written.")
+        t.say(NUDGE)
+        t.turn("Writing it once.", [rc.write("/app/wrap.py", block)], scripted="answer to the nudge",
+               match="cut off for looping", max_tokens=16384)
+        t.run(box)
     t.turn("Done: /app/wrap.py holds the block once.", scripted="after the nudge: finish")
     meta = {"format": cs.FORMAT, "task": t.task, "trial": "loop-write__reconstructed", "provenance": "reconstructed",
             "server": rc.SERVER, "harness_profile": rc.PROFILE, "instruction": t.instruction, "acceptance": []}
     return cs.Cassette(meta, t.interactions)
 
 
+@pytest.mark.harnesses
 def test_d_baseline_runs_the_looping_write_whole(replay, harness):
     r = replay(looping_write_cassette(), BASELINE, harness)
     assert r.trial.turns[0].stop_reason == "toolUse" and r.trial.turns[0].cut_by is None
@@ -239,6 +241,7 @@ def test_d_baseline_runs_the_looping_write_whole(replay, harness):
 GUARDED = MITIGATED.replace(verify_before_done=False)
 
 
+@pytest.mark.harnesses
 def test_d_mitigated_cuts_the_looping_write_in_its_third_block(replay, harness):
     r = replay(looping_write_cassette(), GUARDED, harness)
     cut = r.trial.turns[0]
@@ -251,6 +254,7 @@ def test_d_mitigated_cuts_the_looping_write_in_its_third_block(replay, harness):
     print(f"arguments rule cut the write at {cut.completion_tokens} of {whole} tokens")
 
 
+@pytest.mark.harnesses
 def test_d_off_the_looping_write_goes_through(replay, harness):
     r = replay(looping_write_cassette(), GUARDED.replace(loop_detector=False), harness)
     assert r.trial.turns[0].cut_by is None and r.trial.final_text == "Done: /app/wrap.py is written."

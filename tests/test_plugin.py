@@ -29,7 +29,7 @@ def test_a_user_profile_file(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("name: x\ncontext_window: 1000\nmax_tokens: 10\nloop_detectr: true\n", r"unknown profile keys \['loop_detectr'\]"),
-    ("name: x\ncontext_window: auto\nmax_tokens: 16384\nmax_turns: 0\n", "max_turns is 0; it must be a positive integer"),
+    ("name: x\ncontext_window: auto\nmax_tokens: 16384\nmax_turns: 0\n", "max_turns must be a positive integer, found 0"),
 ])
 def test_a_bad_profile_names_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

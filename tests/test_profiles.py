@@ -1,5 +1,6 @@
 """Profiles that fit any server (issue 10 item 2): `auto` sizes from n_ctx per slot, max tokens
 counted once, one clear refusal before a trial starts, compaction that never drops the task."""
+from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
@@ -9,6 +10,8 @@ from pytest_tbreplay.replay import ReplayEngine, ReplayTransport
 from pytest_tbreplay.tools import parse_partial_json
 
 MITIGATED, BASELINE = load_profile("mitigated"), load_profile("baseline")
+
+SHAPES = Path(__file__).resolve().parent.parent / "cassettes" / "shapes"
 
 
 @given(st.integers(8192, 262144))
@@ -56,7 +59,7 @@ def test_baseline_is_never_refused_it_reproduces_the_recorded_harness():
 
 
 def test_the_harness_refuses_before_any_chat_request(load_cassette):
-    c = load_cassette("shapes/overflow-32k")
+    c = load_cassette(SHAPES / "overflow-32k.yaml")
     engine = ReplayEngine(c)
     misfit = MITIGATED.replace(context_window=131072, headroom=0)
     with pytest.raises(ProfileError, match="n_ctx 32768"):
@@ -67,8 +70,8 @@ def test_the_harness_refuses_before_any_chat_request(load_cassette):
 def test_the_pi_harness_refuses_before_pi_starts(load_cassette, monkeypatch):
     from pytest_tbreplay import pi
     from pytest_tbreplay.replay import ReplayServer
-    c = load_cassette("shapes/overflow-32k")
-    monkeypatch.setattr(pi, "install_pi", lambda version: None)  # refused before pi would be needed
+    c = load_cassette(SHAPES / "overflow-32k.yaml")
+    monkeypatch.setattr(pi, "pi_problem", lambda version: None)  # refused before pi would be needed
     started = []
     monkeypatch.setattr(pi.subprocess, "Popen", lambda *a, **k: started.append(a))
     with ReplayServer(ReplayEngine(c)) as server, pytest.raises(ProfileError, match="n_ctx 32768"):
@@ -78,7 +81,7 @@ def test_the_pi_harness_refuses_before_pi_starts(load_cassette, monkeypatch):
 
 
 def test_compaction_before_the_first_answer_keeps_the_task(load_cassette):
-    c = load_cassette("shapes/overflow-8k")
+    c = load_cassette(SHAPES / "overflow-8k.yaml")
     run = Run(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://replay", ReplayTransport(ReplayEngine(c)), cassette=c))
     run.budget = MITIGATED.budget(8192)
     run.messages = [{"role": "system", "content": "s"}, {"role": "user", "content": c.metadata["instruction"]}]
@@ -87,9 +90,9 @@ def test_compaction_before_the_first_answer_keeps_the_task(load_cassette):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\ncontext_window: 1000\nmax_tokens: 10\nloop_detector: 'off'\n", "loop_detector is 'off'; it must be true or false"),
-    ("name: x\ncontext_window: 1000\nmax_tokens: 10\ndry: true\n", "dry is True; it must be a mapping"),
-    ("name: x\ncontext_window: big\nmax_tokens: 10\n", "context_window is 'big'; it must be a token count or `auto`"),
+    ("name: x\ncontext_window: 1000\nmax_tokens: 10\nloop_detector: 'off'\n", "loop_detector must be bool, found 'off'"),
+    ("name: x\ncontext_window: 1000\nmax_tokens: 10\ndry: true\n", "dry must be dict or None, found True"),
+    ("name: x\ncontext_window: big\nmax_tokens: 10\n", "context_window must be a number of tokens or auto, found 'big'"),
 ])
 def test_profile_fields_are_type_checked(tmp_path, text, message):
     path = tmp_path / "p.yaml"

@@ -18,6 +18,7 @@ def shape(name: str) -> Path:
 
 
 # -- (2) one `auto` profile on every server size: overflow at 8k .. 256k ------------------------
+@pytest.mark.harnesses
 @pytest.mark.parametrize("size", SERVERS)
 def test_overflow_baseline_dies_on_the_400(replay, harness, size):
     r = replay(shape(f"overflow-{size}"), BASELINE, harness)
@@ -30,6 +31,7 @@ def test_overflow_baseline_dies_on_the_400(replay, harness, size):
     assert r.trial.stop_reason == "error" and r.trial.compactions == []
 
 
+@pytest.mark.harnesses
 @pytest.mark.parametrize("size", SERVERS)
 def test_overflow_mitigated_compacts_in_time_on_every_server(replay, harness, size):
     n_ctx = SERVERS[size]
@@ -49,6 +51,7 @@ def test_overflow_mitigated_compacts_in_time_on_every_server(replay, harness, si
           f"{r.trial.compactions[0]['tokens_before']} tokens, peak {r.trial.peak_prompt_tokens}")
 
 
+@pytest.mark.harnesses
 @pytest.mark.parametrize("size", ["8k", "32k", "256k"])
 def test_overflow_off_the_400_ends_the_trial(replay, harness, size):
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
@@ -56,6 +59,7 @@ def test_overflow_off_the_400_ends_the_trial(replay, harness, size):
     assert r.trial.stop_reason == "error" and "exceeds the available context size" in r.trial.error
 
 
+@pytest.mark.harnesses
 @pytest.mark.parametrize("size", ["8k", "32k"])
 def test_overflow_retry_alone_recovers_after_the_400(replay, harness, size):
     r = replay(shape(f"overflow-{size}"), MITIGATED.replace(proactive_compaction=False), harness)
@@ -65,6 +69,7 @@ def test_overflow_retry_alone_recovers_after_the_400(replay, harness, size):
 
 
 # -- (1) a runaway whose long cycle changes every time -------------------------------------------
+@pytest.mark.harnesses
 def test_runaway_long_cycle_baseline_runs_to_the_length_stop(replay, harness):
     r = replay(shape("runaway-long-cycle"), BASELINE, harness)
     runaway = r.trial.turns[-1]
@@ -72,6 +77,7 @@ def test_runaway_long_cycle_baseline_runs_to_the_length_stop(replay, harness):
     assert r.trial.stop_reason == "length" and r.trial.nudges == []
 
 
+@pytest.mark.harnesses
 def test_runaway_long_cycle_mitigated_cuts_it_early(replay, harness):
     r = replay(shape("runaway-long-cycle"), MITIGATED, harness)
     meta = r.engine.cassette.metadata["failure"]
@@ -81,6 +87,7 @@ def test_runaway_long_cycle_mitigated_cuts_it_early(replay, harness):
     assert "3 of 3 passed" in r.trial.final_text
 
 
+@pytest.mark.harnesses
 def test_runaway_long_cycle_detector_off_runs_to_the_cap_and_is_nudged(replay, harness):
     r = replay(shape("runaway-long-cycle"), MITIGATED.replace(loop_detector=False), harness)
     meta = r.engine.cassette.metadata["failure"]
@@ -90,12 +97,14 @@ def test_runaway_long_cycle_detector_off_runs_to_the_cap_and_is_nudged(replay, h
 
 
 # -- (3) verify-before-done: "Done!" about a file a bash command produced --------------------------
+@pytest.mark.harnesses
 def test_bash_artifact_baseline_ends_on_done(replay, harness):
     r = replay(shape("bash-artifact-claim"), BASELINE, harness)
     assert r.trial.final_text.startswith("Done! /app/report.csv") and r.trial.verify_demands == []
     assert not any(t.verifier_ran for t in r.trial.turns)
 
 
+@pytest.mark.harnesses
 def test_bash_artifact_mitigated_demands_a_check_of_the_artifact(replay, harness):
     r = replay(shape("bash-artifact-claim"), MITIGATED, harness)
     [demand] = r.trial.verify_demands
@@ -109,12 +118,14 @@ def test_bash_artifact_mitigated_demands_a_check_of_the_artifact(replay, harness
     assert "OK:" in r.trial.final_text and not r.trial.final_text.startswith("Done!")
 
 
+@pytest.mark.harnesses
 def test_bash_artifact_verify_off_the_done_stands(replay, harness):
     r = replay(shape("bash-artifact-claim"), MITIGATED.replace(verify_before_done=False), harness)
     assert r.trial.final_text.startswith("Done!") and r.trial.verify_demands == []
 
 
 # -- (4) a length stop that cut a write, and (5) tool replay that compares arguments --------------
+@pytest.mark.harnesses
 def test_cut_write_baseline_runs_the_cut_write_and_claims_done(replay, harness):
     r = replay(shape("cut-write"), BASELINE, harness)
     cut_at = r.engine.cassette.metadata["failure"]["cut_at_char"]
@@ -123,6 +134,7 @@ def test_cut_write_baseline_runs_the_cut_write_and_claims_done(replay, harness):
     assert r.trial.final_text.startswith("Done!") and r.trial.nudges == []
 
 
+@pytest.mark.harnesses
 def test_cut_write_mitigated_is_not_run_and_the_model_is_told_where(replay, harness):
     r = replay(shape("cut-write"), MITIGATED, harness)
     max_tokens = MITIGATED.budget(32768).max_tokens
@@ -135,6 +147,7 @@ def test_cut_write_mitigated_is_not_run_and_the_model_is_told_where(replay, harn
     assert "3000 2 27449" in r.trial.final_text
 
 
+@pytest.mark.harnesses
 def test_cut_write_nudge_off_runs_the_cut_write_and_replay_diverges(replay, harness):
     from pytest_tbreplay.tools import ToolDivergence
     with pytest.raises(ToolDivergence) as e:
@@ -143,6 +156,7 @@ def test_cut_write_nudge_off_runs_the_cut_write_and_replay_diverges(replay, harn
     assert "call_prim" in str(e.value)
 
 
+@pytest.mark.harnesses
 def test_tool_replay_with_another_path_diverges_with_a_diff(replay, harness, load_cassette):
     from pytest_tbreplay.tools import ToolDivergence
     c = load_cassette("db-wal-recovery")
