@@ -19,12 +19,14 @@ export const state: {
 	nudges: number;
 	assistantMessages: number;
 	next: string[];
+	compactionCancelled: boolean; // compaction.ts declined the compaction pi started
 } = ((globalThis as any).__tbreplay ??= {
 	gate: new VerifyGate(config.verify_rules, config.success_pattern),
 	observed: new Set<string>(),
 	nudges: 0,
 	assistantMessages: 0,
 	next: [],
+	compactionCancelled: false,
 });
 
 /** Book a finished tool call in the verify gate once (several extensions may see it); true if it

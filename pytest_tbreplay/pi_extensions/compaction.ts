@@ -11,7 +11,7 @@
 // - with no complete step to summarize (before the first answer) it cancels: summarizing the task
 //   alone would only replace the instruction.
 // Compaction inside a run, before a request that would pass the window, is run_compaction.ts.
-import { config, lastAssistant, log, observe } from "./common.ts";
+import { config, lastAssistant, log, observe, state } from "./common.ts";
 import { PREFIX, serialize, summarize } from "./summary.ts";
 
 /** The messages to summarize and the first kept entry: pi's cut, or earlier so that the last
@@ -49,12 +49,14 @@ export default function (pi: any) {
 		const wanted = reason === "overflow" ? config.overflow_retry : config.proactive_compaction;
 		if (!wanted) {
 			log("compaction_cancelled", { reason });
+			state.compactionCancelled = true;
 			return { cancel: true };
 		}
 		const p = e.preparation;
 		const { older, firstKeptEntryId } = cutAtLastStep(e.branchEntries, p.firstKeptEntryId);
 		if (!older.some((m) => m.role === "assistant")) {
 			log("compaction_cancelled", { reason, why: "no complete step to summarize" });
+			state.compactionCancelled = true;
 			return { cancel: true };
 		}
 		if (p.previousSummary) older.unshift({ role: "user", content: [{ type: "text", text: p.previousSummary }] });

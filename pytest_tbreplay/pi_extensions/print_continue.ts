@@ -20,13 +20,16 @@ export default function (pi: any) {
 	// it will cancel (a kind the profile does not want) is not waited for.
 	pi.on("session_before_compact", () => {
 		compacting = lastRunFailed ? config.overflow_retry : config.proactive_compaction;
+		state.compactionCancelled = false; // compaction.ts, loaded after this, may decline it
 		touch();
 	});
 	pi.on("session_compact", () => { compacting = false; retryExpected = lastRunFailed; touch(); });
 	pi.on("input", async (e: any, ctx: any) => {
 		if (e.text !== PLACEHOLDER) return { action: "continue" };
 		const deadline = Date.now() + (config.settle_timeout_ms ?? 600_000);
-		while (Date.now() < deadline && (compacting || retryExpected || !ctx.isIdle() || Date.now() - lastEventAt < QUIET_MS)) {
+		// A declined compaction never reaches session_compact: nothing to wait for then.
+		const pending = () => compacting && !state.compactionCancelled;
+		while (Date.now() < deadline && (pending() || retryExpected || !ctx.isIdle() || Date.now() - lastEventAt < QUIET_MS)) {
 			await sleep(50);
 		}
 		const text = state.next.shift();
