@@ -47,6 +47,7 @@ export default function (pi: any) {
 		// _checkCompaction); every other compaction is the threshold kind.
 		const reason = lastRunFailed ? "overflow" : "threshold";
 		const wanted = reason === "overflow" ? config.overflow_retry : config.proactive_compaction;
+		state.compactionCancelled = false; // set below when declined: print_continue.ts stops waiting
 		if (!wanted) {
 			log("compaction_cancelled", { reason });
 			state.compactionCancelled = true;

@@ -20,7 +20,6 @@ export default function (pi: any) {
 	// it will cancel (a kind the profile does not want) is not waited for.
 	pi.on("session_before_compact", () => {
 		compacting = lastRunFailed ? config.overflow_retry : config.proactive_compaction;
-		state.compactionCancelled = false; // compaction.ts, loaded after this, may decline it
 		touch();
 	});
 	pi.on("session_compact", () => { compacting = false; retryExpected = lastRunFailed; touch(); });
