@@ -129,10 +129,8 @@ def profile_with(profile, sweep: Sweep, value):
 def task_record(trial, passed: bool | None) -> dict:
     """The sweep's figures for one harness trial."""
     m = trial.metrics()
-    texts = [msg.get("content") or "" for msg in trial.messages if msg.get("role") == "assistant"]
     return {"passed": passed, "outcome": trial.outcome, "length_stops": m["length_stops"], "turns": m["turns"],
-            "length_stop": m["length_stops"] > 0, "decode_tps": m["decode_tps"],
-            "repeat_4gram": max((text_repetition(t) for t in texts if isinstance(t, str)), default=0.0),
+            "length_stop": m["length_stops"] > 0, "decode_tps": m["decode_tps"], "repeat_4gram": m["repeat_4gram"],
             "completion_tokens": m["completion_tokens"], "compactions": len(m["compactions"]),
             "wall_s": trial.wall_s}
 
@@ -428,7 +426,8 @@ class SweepPlugin:
         outcome = smoke.get("outcome")
         self.rows[label].append({
             "task": trial["task"], "passed": None if outcome in (None, "infra") else outcome == "passed",
-            "length_stop": trial["length_stops"] > 0, "decode_tps": trial["decode_tps"], "repeat_4gram": None,
+            "length_stop": trial["length_stops"] > 0, "decode_tps": trial["decode_tps"],
+            "repeat_4gram": trial.get("repeat_4gram"),
             "completion_tokens": trial["completion_tokens"], "compactions": len(trial["compactions"]),
             "wall_s": smoke.get("wall_s", report.duration)})
 

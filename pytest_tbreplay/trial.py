@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .loopdetect import text_repetition
+
 # pi's stopReason vocabulary (packages/ai/src/types.ts)
 STOP_REASONS = ("stop", "length", "toolUse", "error", "aborted")
 
@@ -61,6 +63,9 @@ class Trial:
             "compactions": [c["reason"] for c in self.compactions],
             "verifier_ran": any(t.verifier_ran for t in self.turns),
             "decode_tps": sum(rates) / len(rates) if rates else None,
+            # the most repetitive answer's repeated-4-gram rate (what DRY is meant to lower)
+            "repeat_4gram": max((text_repetition(m["content"]) for m in self.messages
+                                 if m.get("role") == "assistant" and isinstance(m.get("content"), str)), default=0.0),
         }
 
     def to_dict(self) -> dict:

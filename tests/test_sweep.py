@@ -213,3 +213,4 @@ def test_pytest_sweep_end_to_end_on_the_embedded_server(pytester, monkeypatch):
     for label, cap in (("max_tokens=4", 4), ("max_tokens=8", 8)):
         (row,) = result["trials"][label]
         assert 0 < row["completion_tokens"] <= cap
+        assert 0.0 <= row["repeat_4gram"] <= 1.0  # the answer's repeated-4-gram rate reaches the report
