@@ -197,7 +197,7 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
     [wheel] = wheels.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"pytest_tbreplay/cassettes/polyglot-rust-c.yaml", "pytest_tbreplay/smoke_tasks/thresholds.yaml",
-            "pytest_tbreplay/smoke_tasks/path-tracing/reference_render.c"} <= names
+            "pytest_tbreplay/smoke_tasks/path-tracing/environment/reference_render.c"} <= names
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
     pytester.makepyfile("""
