@@ -85,9 +85,9 @@ def effects(c: cs.Cassette, r: Replayed) -> list[Effect]:
     for text in trial.nudges:
         k = _turn_of(main, text)
         out.append(Effect("length_nudge", k, f"nudge after the length stop of turn {k - 1} instead of ending the trial"))
+    claim = (_final_text(recorded) or "its final answer") if trial.verify_demands else ""
     for text in trial.verify_demands:
         k = _turn_of(main, text)
-        claim = _final_text(recorded) or "its final answer"
         out.append(Effect("verify_before_done", k, f"verify demand instead of ending on {claim[:60]!r}"))
     return out
 
