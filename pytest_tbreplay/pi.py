@@ -29,8 +29,8 @@ from pathlib import Path
 
 
 from .harness import (MAX_NUDGES, MAX_VERIFY_DEMANDS, NUDGE, SUMMARY_ASK, SUMMARY_SYSTEM, TOOL_RESULT_CUT, Endpoint,
-                      InfraError, TaskSpec)
-from .llama import CACHE, ServerDown, n_ctx_of, progress, read_props
+                      InfraError, TaskSpec, server_n_ctx)
+from .llama import CACHE, progress
 from .loopdetect import LoopDetector
 from .profiles import Budget, Profile
 from .tools import CUT_CALL, ToolDivergence, ToolReplayError, argument_diff
@@ -200,13 +200,6 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
             "proactive_compaction": p.proactive_compaction,
             "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
             "loop": LoopDetector().params()}
-
-
-def server_n_ctx(url: str) -> int | None:
-    try:
-        return n_ctx_of(read_props(url))
-    except ServerDown as e:
-        raise InfraError(str(e)) from None
 
 
 # -- the harness ----------------------------------------------------------------------------------
