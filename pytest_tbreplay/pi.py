@@ -12,9 +12,12 @@ How a profile drives pi:
   while the retry goes on unseen (NOTES: runs/f2), and a run that ended aborted or on a length stop
   takes no follow-up. The extensions decide what to say; the RPC driver here only says it once pi
   is idle.
+- replay trials in RPC mode run on a kept pi, a new session each (PiProcess), since starting
+  Node and pi costs more than most replayed trials.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -221,7 +224,10 @@ class PiHarness:
         if problem := pi_problem(self.version):
             raise PiUnavailable(problem)
         with tempfile.TemporaryDirectory(prefix="tbreplay-pi-") as tmp:
-            run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode)
+            # Replay trials share a kept pi (see PiProcess); a live one gets its own, whose logs and
+            # working folder are the trial's.
+            keep = endpoint.cassette is not None and self.logs_dir is None
+            run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode, keep)
             if self.logs_dir:
                 self.logs_dir.mkdir(parents=True, exist_ok=True)
             run.stdout_log = self.logs_dir / "pi.jsonl" if self.logs_dir else None
@@ -385,105 +391,30 @@ class RunState:
         return None
 
 
-class _PiRun:
-    def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, pi: Path, mode: str | None = None):
-        self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
-        self.trial = Trial(task.name, "pi", p.name)
-        self.build = _TrialBuilder(self.trial)
-        self.rpc = uses_rpc(p) if mode is None else mode == "rpc"
-        self.print_continue = not self.rpc and uses_rpc(p)
-        self.log = tmp / "events.jsonl"  # what the extensions report
-        self.log_offset = 0
+class PiProcess:
+    """A running pi and its stdout, read line by line on a thread (token events are only counted).
+
+    Starting pi costs about 2 s of CPU (Node loading its modules) before it does anything, which
+    made pi's start-ups most of the default test run. So a replay trial in RPC mode takes an idle
+    pi started with the same command line from `_IDLE`, and gives it back when the trial ended
+    cleanly. Between trials pi.py rewrites models.json, settings.json and the extensions' config
+    in the process' `home`, and `renew()` asks pi for a new session: pi then reads those files
+    again and loads the extensions afresh (common.ts drops the previous trial's state), so each
+    trial sees what a fresh pi would, except its working folder and stderr file, which stay the
+    process'."""
+
+    def __init__(self, args: list[str], home: Path, cwd: Path, env: dict, stdin, stdout_log: Path | None = None,
+                 owns_home: bool = False):
+        self.args, self.home, self.owns_home = args, home, owns_home
+        self.stderr = home / "stderr.txt"
+        with open(self.stderr, "ab") as stderr:
+            self.proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env)
         self.lines: queue.Queue = queue.Queue()
-        self.proc: subprocess.Popen | None = None
         self.ids = 0
-        self._log_entries: list[dict] = []
-        self._pending: list[dict] = []  # user messages the extensions asked for, not sent yet
+        threading.Thread(target=self._read, args=(stdout_log,), daemon=True).start()
 
-    # -- setup --------------------------------------------------------------------------------------
-    def _write_config(self) -> tuple[list[str], dict]:
-        agent, work = self.tmp / "agent", self.ep.workdir or self.tmp / "work"
-        agent.mkdir()
-        work.mkdir(parents=True, exist_ok=True)
-        budget = self.budget
-        base_url = self.ep.url.rstrip("/") + "/v1"
-        (agent / "models.json").write_text(json.dumps(models_json(base_url, self.ep.model, budget.window, budget.max_tokens)))
-        (agent / "settings.json").write_text(json.dumps(settings_json(self.p, self.ep.model, budget)))
-        results = None
-        if self.ep.cassette:
-            results = self.tmp / "tool_results.json"
-            results.write_text(json.dumps({r.id: {"name": r.name, "arguments": r.arguments, "output": r.output,
-                                                  "is_error": r.is_error}
-                                           for it in self.ep.cassette.interactions for r in it.tool_results}))
-        config = self.tmp / "extensions.json"
-        config.write_text(json.dumps(extension_config(self.p, budget, self.task, base_url, self.ep.model, self.log,
-                                                      results)))
-        self.log.touch()
-        args = [str(self.pi), "--mode", "rpc" if self.rpc else "json", "--session-dir", str(self.tmp / "sessions"),
-                "--provider", PROVIDER, "--model", self.ep.model,
-                # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
-                "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
-        for ext in extensions(self.p, replay=self.ep.cassette is not None):
-            args += ["-e", str(EXTENSIONS / ext)]
-        if self.print_continue:
-            args += ["-e", str(EXTENSIONS / "print_continue.ts")]
-        if not self.rpc:
-            args += print_args(SPARE_PROMPTS if self.print_continue else 0)
-            (self.tmp / "instruction.txt").write_text(self.task.instruction, encoding="utf-8")
-        slim = self.tmp / "slim_updates.mjs"
-        slim.write_text(SLIM_UPDATES_JS)
-        env = dict(os.environ, PI_CODING_AGENT_DIR=str(agent), PI_OFFLINE="1", PI_TELEMETRY="0",
-                   PI_SKIP_VERSION_CHECK="1", TBREPLAY_PI_CONFIG=str(config),
-                   NODE_OPTIONS=f"{os.environ.get('NODE_OPTIONS', '')} --import {slim}".strip())
-        return args, {"cwd": work, "env": env}
-
-    # -- the run ------------------------------------------------------------------------------------
-    def run(self) -> Trial:
-        start = self.started = time.monotonic()
-        # Before pi starts: a profile that cannot fit this server is refused here (ProfileError).
-        self.budget = self.p.budget(server_n_ctx(self.ep.url))
-        args, where = self._write_config()
-        stderr = open(self.tmp / "stderr.txt", "w+")
-        # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.
-        stdin = subprocess.PIPE if self.rpc else open(self.tmp / "instruction.txt", "rb")
-        self.proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, **where)
-        if not self.rpc:
-            stdin.close()
-        threading.Thread(target=self._read, daemon=True).start()
-        messages = None
-        try:
-            messages = self._drive() if self.rpc else self._print()
-        except TimeoutError as e:
-            self.trial.outcome, self.trial.error = "timeout", str(e)
-        except InfraError as e:
-            self.trial.outcome, self.trial.error = "infra", str(e)
-        finally:
-            self._stop()
-            self._read_log()
-            stderr.seek(0)
-            err = stderr.read()[-3000:]
-            stderr.close()
-        self.build.finish(messages)
-        if self.trial.outcome == "timeout":
-            self.trial.stop_reason = "aborted"  # as the reference harness reports a trial out of time
-        if self.trial.outcome == "infra":
-            self.trial.error = f"{self.trial.error}; pi exited {self.proc.returncode}; stderr:\n{err}"
-        self.trial.wall_s = time.monotonic() - start
-        if missing := [e for e in self._log_entries if e["kind"] == "tool_missing"]:
-            raise ToolReplayError(f"{self.ep.cassette.path}: no recorded result for tool call "
-                                  f"{missing[0]['id']} {missing[0]['name']}; replay does not run commands")
-        if diverged := [e for e in self._log_entries if e["kind"] == "tool_diverged"]:
-            e = diverged[0]
-            head = f"recorded tool {e['recorded_name']}, sent {e['name']}\n" if e["recorded_name"] != e["name"] else ""
-            raise ToolDivergence(str(self.ep.cassette.path), e["id"], e["name"],
-                                 head + argument_diff(e["recorded"], e["params"]))
-        return self.trial
-
-    stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
-
-    def _read(self) -> None:
-        """Reader thread: pi's stdout line by line; token events are only counted."""
-        log = open(self.stdout_log, "wb") if self.stdout_log else None
+    def _read(self, stdout_log: Path | None) -> None:
+        log = open(stdout_log, "wb") if stdout_log else None
         for line in self.proc.stdout:
             if log:
                 log.write(line)
@@ -500,6 +431,199 @@ class _PiRun:
             log.close()
         self.lines.put(None)
 
+    def send(self, command: dict) -> str:
+        self.ids += 1
+        command["id"] = f"tb{self.ids}"
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+        return command["id"]
+
+    def renew(self, timeout: float = 30.0) -> bool:
+        """A new session in a kept pi; False when it does not answer as it should (then stop it)."""
+        if self.proc.poll() is not None:
+            return False
+        want, deadline = self.send({"type": "new_session"}), time.monotonic() + timeout
+        while (wait := deadline - time.monotonic()) > 0:
+            try:
+                item = self.lines.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if item is None:
+                return False
+            if item[0] == "event" and item[1].get("type") == "response" and item[1].get("id") == want:
+                return bool(item[1].get("success")) and not (item[1].get("data") or {}).get("cancelled")
+        return False
+
+    def stderr_size(self) -> int:
+        return self.stderr.stat().st_size
+
+    def stderr_tail(self, since: int, n: int = 3000) -> str:
+        with open(self.stderr, errors="replace") as f:
+            f.seek(since)
+            return f.read()[-n:]
+
+    def stop(self) -> None:
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()  # RPC mode ends on EOF
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        if self.owns_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
+_IDLE: dict[tuple, PiProcess] = {}  # kept pi processes between trials, by command line
+_IDLE_LOCK = threading.Lock()
+
+
+def _take_idle(args: list[str]) -> PiProcess | None:
+    with _IDLE_LOCK:
+        return _IDLE.pop(tuple(args), None)
+
+
+def _give_back(pi: PiProcess) -> None:
+    with _IDLE_LOCK:
+        spare = _IDLE.get(tuple(pi.args))
+        _IDLE[tuple(pi.args)] = pi
+    if spare:  # one idle process per command line is enough
+        spare.close()
+
+
+@atexit.register
+def stop_idle() -> None:
+    """End every kept pi (at exit; tests call it to start from nothing)."""
+    with _IDLE_LOCK:
+        kept = list(_IDLE.values())
+        _IDLE.clear()
+    for pi in kept:
+        pi.close()
+
+
+class _PiRun:
+    def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, pi: Path, mode: str | None = None,
+                 keep: bool = False):
+        self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
+        self.trial = Trial(task.name, "pi", p.name)
+        self.build = _TrialBuilder(self.trial)
+        self.rpc = uses_rpc(p) if mode is None else mode == "rpc"
+        self.print_continue = not self.rpc and uses_rpc(p)
+        self.keep = keep and self.rpc  # print mode exits after its prompts: nothing to keep
+        self.log = tmp / "events.jsonl"  # what the extensions report
+        self.log_offset = 0
+        self.process: PiProcess | None = None
+        self._log_entries: list[dict] = []
+        self._pending: list[dict] = []  # user messages the extensions asked for, not sent yet
+
+    # -- setup --------------------------------------------------------------------------------------
+    def _write_config(self, home: Path) -> None:
+        """This trial's files: pi's models.json and settings.json and the extensions' config in the
+        process' home, tool results and the event log in the trial's folder."""
+        agent, budget = home / "agent", self.budget
+        agent.mkdir(exist_ok=True)
+        base_url = self.ep.url.rstrip("/") + "/v1"
+        (agent / "models.json").write_text(json.dumps(models_json(base_url, self.ep.model, budget.window, budget.max_tokens)))
+        (agent / "settings.json").write_text(json.dumps(settings_json(self.p, self.ep.model, budget)))
+        results = None
+        if self.ep.cassette:
+            results = self.tmp / "tool_results.json"
+            results.write_text(json.dumps({r.id: {"name": r.name, "arguments": r.arguments, "output": r.output,
+                                                  "is_error": r.is_error}
+                                           for it in self.ep.cassette.interactions for r in it.tool_results}))
+        (home / "extensions.json").write_text(json.dumps(extension_config(self.p, budget, self.task, base_url,
+                                                                          self.ep.model, self.log, results)))
+        self.log.touch()
+        if not self.rpc:
+            (self.tmp / "instruction.txt").write_text(self.task.instruction, encoding="utf-8")
+
+    def _command(self) -> list[str]:
+        """pi's command line: everything in it is fixed for the life of the process (a kept pi is
+        found by it), so the process' own files are not named here but in the environment."""
+        args = [str(self.pi), "--mode", "rpc" if self.rpc else "json", "--provider", PROVIDER, "--model", self.ep.model,
+                # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
+                "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
+        for ext in extensions(self.p, replay=self.ep.cassette is not None):
+            args += ["-e", str(EXTENSIONS / ext)]
+        if self.print_continue:
+            args += ["-e", str(EXTENSIONS / "print_continue.ts")]
+        if not self.rpc:
+            args += print_args(SPARE_PROMPTS if self.print_continue else 0)
+        return args
+
+    def _start(self, args: list[str]) -> PiProcess:
+        home = Path(tempfile.mkdtemp(prefix="tbreplay-pi-kept-")) if self.keep else self.tmp
+        self._write_config(home)
+        work = self.ep.workdir or home / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        (home / "slim_updates.mjs").write_text(SLIM_UPDATES_JS)
+        env = dict(os.environ, PI_CODING_AGENT_DIR=str(home / "agent"), PI_OFFLINE="1", PI_TELEMETRY="0",
+                   PI_SKIP_VERSION_CHECK="1", TBREPLAY_PI_CONFIG=str(home / "extensions.json"),
+                   PI_CODING_AGENT_SESSION_DIR=str(home / "sessions"),
+                   NODE_OPTIONS=f"{os.environ.get('NODE_OPTIONS', '')} --import {home / 'slim_updates.mjs'}".strip())
+        # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.
+        stdin = subprocess.PIPE if self.rpc else open(self.tmp / "instruction.txt", "rb")
+        process = PiProcess(args, home, work, env, stdin, self.stdout_log, owns_home=self.keep)
+        if not self.rpc:
+            stdin.close()
+        return process
+
+    def _process(self) -> PiProcess:
+        """A kept pi given this trial's files and a new session, or a new pi."""
+        args = self._command()
+        while self.keep and (kept := _take_idle(args)):
+            self._write_config(kept.home)
+            if kept.renew():
+                return kept
+            kept.close()
+        return self._start(args)
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> Trial:
+        start = self.started = time.monotonic()
+        # Before pi starts: a profile that cannot fit this server is refused here (ProfileError).
+        self.budget = self.p.budget(server_n_ctx(self.ep.url))
+        self.process = pi = self._process()
+        stderr_from = pi.stderr_size()
+        messages = None
+        try:
+            messages = self._drive() if self.rpc else self._print()
+        except TimeoutError as e:
+            self.trial.outcome, self.trial.error = "timeout", str(e)
+        except InfraError as e:
+            self.trial.outcome, self.trial.error = "infra", str(e)
+        finally:
+            # Kept only when the trial ended as pi meant it to: idle, answering, its run complete.
+            keep = self.keep and self.trial.outcome == "completed" and messages is not None and pi.proc.poll() is None
+            if not keep:
+                pi.stop()
+            err = pi.stderr_tail(stderr_from)
+            _give_back(pi) if keep else pi.close()
+            self._read_log()
+        self.build.finish(messages)
+        if self.trial.outcome == "timeout":
+            self.trial.stop_reason = "aborted"  # as the reference harness reports a trial out of time
+        if self.trial.outcome == "infra":
+            self.trial.error = f"{self.trial.error}; pi exited {pi.proc.returncode}; stderr:\n{err}"
+        self.trial.wall_s = time.monotonic() - start
+        if missing := [e for e in self._log_entries if e["kind"] == "tool_missing"]:
+            raise ToolReplayError(f"{self.ep.cassette.path}: no recorded result for tool call "
+                                  f"{missing[0]['id']} {missing[0]['name']}; replay does not run commands")
+        if diverged := [e for e in self._log_entries if e["kind"] == "tool_diverged"]:
+            e = diverged[0]
+            head = f"recorded tool {e['recorded_name']}, sent {e['name']}\n" if e["recorded_name"] != e["name"] else ""
+            raise ToolDivergence(str(self.ep.cassette.path), e["id"], e["name"],
+                                 head + argument_diff(e["recorded"], e["params"]))
+        return self.trial
+
+    stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
+
     def _next(self) -> dict | None:
         """The next event (None when pi closed stdout); token events are booked on the way."""
         while True:
@@ -508,7 +632,7 @@ class _PiRun:
                 if (wait := min(wait, self.started + budget - time.monotonic())) <= 0:
                     raise TimeoutError(f"the trial's time budget of {budget:.0f} s ran out")
             try:
-                item = self.lines.get(timeout=wait)
+                item = self.process.lines.get(timeout=wait)
             except queue.Empty:
                 raise TimeoutError(f"pi printed nothing for {wait:.0f} s") from None
             if item is None:
@@ -525,7 +649,7 @@ class _PiRun:
     def _print(self) -> None:
         while self._next() is not None:
             pass
-        self.proc.wait(timeout=30)
+        self.process.proc.wait(timeout=30)
         self._read_log()
         while self._next_message() is not None:  # print_continue.ts sent them all
             pass
@@ -533,11 +657,7 @@ class _PiRun:
 
     # -- RPC mode -----------------------------------------------------------------------------------
     def _send(self, command: dict) -> str:
-        self.ids += 1
-        command["id"] = f"tb{self.ids}"
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
-        self.proc.stdin.flush()
-        return command["id"]
+        return self.process.send(command)
 
     def _drive(self) -> list[dict] | None:
         """Prompt, then after each run wait until pi is really idle (RunState) and send what the
@@ -594,15 +714,3 @@ class _PiRun:
             elif entry["kind"] == "compaction":  # compaction.ts compacted the request of this turn
                 self.trial.compactions.append({k: entry[k] for k in ("reason", "tokens_before", "summary")})
                 self.build.compacted_turns[entry["turn"]] = entry["reason"]
-
-    def _stop(self) -> None:
-        if self.proc.stdin:
-            try:
-                self.proc.stdin.close()  # RPC mode ends on EOF
-            except OSError:
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()

@@ -177,3 +177,26 @@ def test_print_mode_with_print_continue_matches_rpc_mode(cassette):
     assert printed.stop_reasons == rpc.stop_reasons and printed.final_text == rpc.final_text
     assert (printed.nudges, printed.verify_demands) == (rpc.nudges, rpc.verify_demands)
     assert [x["reason"] for x in printed.compactions] == [x["reason"] for x in rpc.compactions]
+
+
+@needs_pi
+def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
+    """Replay trials share one pi per command line (PiProcess): one trial's nudges, verify state,
+    server port and tool results must not reach the next. Three trials on one kept pi, each
+    against its own replay server, give what a freshly started pi gives."""
+    def seen(trial, engine):
+        return (trial.stop_reasons, trial.nudges, trial.verify_demands, trial.final_text,
+                [x["reason"] for x in trial.compactions], [s.index for s in engine.served])
+
+    names = ["polyglot-rust-c", "db-wal-recovery", "polyglot-rust-c"]
+    cassettes = [cs.load(ROOT / "cassettes" / f"{n}.yaml") for n in names]
+    pi.stop_idle()
+    kept = [seen(*run_pi(c, MITIGATED)) for c in cassettes]
+    [process] = pi._IDLE.values()  # one process ran all three
+    assert process.ids > 3 and process.proc.poll() is None
+    fresh = []
+    for c in cassettes:
+        pi.stop_idle()
+        fresh.append(seen(*run_pi(c, MITIGATED)))
+    assert kept == fresh
+    assert kept[0][1] and kept[1][2]  # the runaway was nudged, the false success met a verify demand

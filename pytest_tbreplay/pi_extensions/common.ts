@@ -13,14 +13,20 @@ export function log(kind: string, data: object = {}): void {
 	appendFileSync(config.log, JSON.stringify({ kind, ...data }) + "\n");
 }
 
-export const state: {
+type State = {
+	log: string; // the trial this state belongs to (its event log)
 	gate: VerifyGate;
 	observed: Set<string>;
 	nudges: number;
 	assistantMessages: number;
 	next: string[];
 	compactionCancelled: boolean; // compaction.ts declined the compaction pi started
-} = ((globalThis as any).__tbreplay ??= {
+};
+// A kept pi (pi.py's pool) runs many trials: pi loads the extensions again for each new session,
+// and a new trial has a new log, so state from the trial before it is dropped here.
+const kept: State | undefined = (globalThis as any).__tbreplay;
+export const state: State = kept?.log === config.log ? kept : ((globalThis as any).__tbreplay = {
+	log: config.log,
 	gate: new VerifyGate(config.verify_rules, config.success_pattern),
 	observed: new Set<string>(),
 	nudges: 0,
