@@ -480,8 +480,9 @@ class PiProcess:
             shutil.rmtree(self.home, ignore_errors=True)
 
 
-_IDLE: dict[tuple, PiProcess] = {}  # kept pi processes between trials, by command line
+_IDLE: dict[tuple, PiProcess] = {}  # kept pi processes between trials, by command line, oldest first
 _IDLE_LOCK = threading.Lock()
+MAX_IDLE = 8  # each idle pi holds 100-200 MB; the suite's replays use about ten command lines
 
 
 def _take_idle(args: list[str]) -> PiProcess | None:
@@ -491,10 +492,12 @@ def _take_idle(args: list[str]) -> PiProcess | None:
 
 def _give_back(pi: PiProcess) -> None:
     with _IDLE_LOCK:
-        spare = _IDLE.get(tuple(pi.args))
+        spare = [_IDLE.pop(tuple(pi.args))] if tuple(pi.args) in _IDLE else []  # one per command line
         _IDLE[tuple(pi.args)] = pi
-    if spare:  # one idle process per command line is enough
-        spare.close()
+        while len(_IDLE) > MAX_IDLE:
+            spare.append(_IDLE.pop(next(iter(_IDLE))))
+    for process in spare:
+        process.close()
 
 
 @atexit.register

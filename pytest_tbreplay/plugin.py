@@ -148,7 +148,8 @@ def _replays() -> dict:
 @pytest.fixture
 def load_cassette(cassette_dir, _replays):
     """Load a cassette by path, or by name: from the cassette dir, else the packaged failure
-    cassettes (polyglot-rust-c, path-tracing-reverse, db-wal-recovery, ...)."""
+    cassettes (polyglot-rust-c, path-tracing-reverse, db-wal-recovery, ...). The session loads a
+    file once and every test gets that Cassette: treat it as read-only (copy.deepcopy it to edit)."""
     def find(name: str | Path) -> Path:
         path = Path(name)
         if path.suffix:

@@ -2,6 +2,7 @@
 recorded trials (cassettes/shapes.py), in the style of test_mitigations.py: the recorded failure
 under `baseline`, the fix under `mitigated` with numbers, and the one policy switched off to show
 that this policy is what fixes it. Every test runs for both harnesses."""
+import copy
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ def test_cut_write_nudge_off_runs_the_cut_write_and_replay_diverges(replay, harn
 @pytest.mark.harnesses
 def test_tool_replay_with_another_path_diverges_with_a_diff(replay, harness, load_cassette):
     from pytest_tbreplay.tools import ToolDivergence
-    c = load_cassette("db-wal-recovery")
+    c = copy.deepcopy(load_cassette("db-wal-recovery"))  # the session's copy is shared: edit our own
     write = next(r for it in c.interactions for r in it.tool_results if r.name == "write")
     write.arguments = dict(write.arguments, path="/app/other.json")  # the recording wrote elsewhere
     with pytest.raises(ToolDivergence) as e:
