@@ -12,8 +12,9 @@ How a profile drives pi:
   while the retry goes on unseen (NOTES: runs/f2), and a run that ended aborted or on a length stop
   takes no follow-up. The extensions decide what to say; the RPC driver here only says it once pi
   is idle.
-- replay trials in RPC mode run on a kept pi, a new session each (PiProcess), since starting
-  Node and pi costs more than most replayed trials.
+- replay trials run in RPC mode on a kept pi, a new session each (PiProcess), since starting
+  Node and pi costs more than most replayed trials. For baseline, print and RPC mode drive the same
+  agent session: tests/test_pi.py replays the recorded trials both ways and compares.
 """
 from __future__ import annotations
 
@@ -207,8 +208,9 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
 
 # -- the harness ----------------------------------------------------------------------------------
 class PiHarness:
-    """`mode`: None picks by profile (print for baseline, RPC when a policy continues runs);
-    "print" forces print mode, continuing runs with print_continue.ts as the Harbor agent does."""
+    """`mode`: None picks by profile (print for baseline, RPC when a policy continues runs), and
+    RPC for every replay (a kept pi, see PiProcess); "print" forces print mode, continuing runs with
+    print_continue.ts as the Harbor agent does."""
     name = "pi"
 
     def __init__(self, profile: Profile, version: str = PI_VERSION, mode: str | None = None,
@@ -516,7 +518,10 @@ class _PiRun:
         self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
         self.trial = Trial(task.name, "pi", p.name)
         self.build = _TrialBuilder(self.trial)
-        self.rpc = uses_rpc(p) if mode is None else mode == "rpc"
+        # Replay runs every profile in RPC mode, so that it can keep pi: for a profile with nothing
+        # to continue, print mode and RPC mode drive the same agent session (test_pi proves they give
+        # the same trial); live trials run as the profile says.
+        self.rpc = (uses_rpc(p) or keep) if mode is None else mode == "rpc"
         self.print_continue = not self.rpc and uses_rpc(p)
         self.keep = keep and self.rpc  # print mode exits after its prompts: nothing to keep
         self.log = tmp / "events.jsonl"  # what the extensions report

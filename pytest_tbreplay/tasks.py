@@ -12,6 +12,7 @@ has finished.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shlex
@@ -28,6 +29,15 @@ from pathlib import Path
 from .shipped import shipped
 
 SMOKE_ROOT = shipped("smoke")  # inside the package when installed from a wheel
+
+
+_IMAGES: dict[Path, Path] = {}  # each task's prepared app folder, by task root (see Task.prepare)
+
+
+@atexit.register
+def _remove_images() -> None:
+    for image in _IMAGES.values():
+        shutil.rmtree(image.parent, ignore_errors=True)
 
 
 @dataclass
@@ -65,9 +75,24 @@ class Task:
         return sorted(p.name for p in wrong.iterdir() if p.is_dir()) if wrong.is_dir() else []
 
     def prepare(self, workdir: Path) -> Path:
-        """Create workdir/app and fill it as the task's Docker image would."""
+        """Create workdir/app and fill it as the task's Docker image would. The steps run once per
+        task and process, as Docker builds an image once for many containers: path-tracing's
+        renders its reference picture, which takes seconds."""
+        image = _IMAGES.get(self.root)
+        if image is None:
+            image = Path(tempfile.mkdtemp(prefix=f"tbreplay-image-{self.name}-")) / "app"
+            image.mkdir()
+            try:
+                self._build(image)
+            except BaseException:
+                shutil.rmtree(image.parent, ignore_errors=True)
+                raise
+            _IMAGES[self.root] = image
         app = Path(workdir) / "app"
-        app.mkdir(parents=True)
+        shutil.copytree(image, app, symlinks=True)
+        return app
+
+    def _build(self, app: Path) -> None:
         for kind, arg in app_steps(self.root / "environment" / "Dockerfile"):
             if kind == "COPY":
                 *sources, target = shlex.split(arg)
@@ -82,7 +107,6 @@ class Task:
                 if done.returncode:
                     raise RuntimeError(f"{self.name}: Dockerfile step `RUN {arg}` exited {done.returncode}:\n"
                                        f"{done.stderr[-2000:]}")
-        return app
 
     def instruction_for(self, app: Path) -> str:
         """The instruction with /app mapped to the real app folder."""

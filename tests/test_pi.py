@@ -77,10 +77,11 @@ def test_install_pi_reuses_the_cache(monkeypatch, tmp_path):
 @needs_pi
 # (The sentinel's `touch` produces a file and its last message says "Finished": with verify on, the
 # gate would rightly ask for a check the cassette has no answer for.)
-@pytest.mark.parametrize("profile", [BASELINE, MITIGATED.replace(verify_before_done=False)], ids=["print-mode", "rpc-mode"])
-def test_pi_replay_never_runs_a_recorded_command(profile):
+@pytest.mark.parametrize("profile, mode", [(BASELINE, "print"), (BASELINE, None), (MITIGATED.replace(verify_before_done=False), None)],
+                         ids=["print-mode", "rpc-mode-baseline", "rpc-mode"])
+def test_pi_replay_never_runs_a_recorded_command(profile, mode):
     SENTINEL_FILE.unlink(missing_ok=True)
-    trial, engine = run_pi(cs.load(SENTINEL), profile)
+    trial, engine = run_pi(cs.load(SENTINEL), profile, mode=mode)
     engine.check(strict=True)
     assert trial.messages[2] == {"role": "tool", "tool_call_id": "call_sent001", "content": "created"}
     assert trial.final_text == "Finished: the marker file exists."
@@ -166,13 +167,15 @@ def test_pi_compacts_inside_the_run_before_the_request_that_would_pass_the_windo
 
 
 @needs_pi
+@pytest.mark.parametrize("profile", [BASELINE, MITIGATED], ids=["baseline", "mitigated"])
 @pytest.mark.parametrize("cassette", ["polyglot-rust-c", "db-wal-recovery", "path-tracing-reverse"])
-def test_print_mode_with_print_continue_matches_rpc_mode(cassette):
+def test_print_mode_with_print_continue_matches_rpc_mode(cassette, profile):
     """The Harbor agent's way (print mode, spare __PI_NEXT__ prompts) gives the RPC driver's trial:
-    the loop-guard nudge, the verify demand and the overflow retry all go through."""
+    the loop-guard nudge, the verify demand and the overflow retry all go through. And baseline,
+    which replay runs in RPC mode on a kept pi, gives in print mode (the failing run's) the same."""
     c = cs.load(ROOT / "cassettes" / f"{cassette}.yaml")
-    rpc, rpc_engine = run_pi(c, MITIGATED)
-    printed, print_engine = run_pi(c, MITIGATED, mode="print")
+    rpc, rpc_engine = run_pi(c, profile)
+    printed, print_engine = run_pi(c, profile, mode="print")
     assert [s.index for s in print_engine.served] == [s.index for s in rpc_engine.served]
     assert printed.stop_reasons == rpc.stop_reasons and printed.final_text == rpc.final_text
     assert (printed.nudges, printed.verify_demands) == (rpc.nudges, rpc.verify_demands)
