@@ -248,6 +248,7 @@ class _Importer:
                         int(start), pieces, calls, m.get("stopReason", "stop"), prompt, int(usage.get("output", 0)),
                         int(usage.get("cacheRead", 0)), max(end - start, 0.0) if end else 0.0)
         text, offsets = sse(answer)
+        self.synthesized.add("chunk offsets and timings (spread evenly over the turn's wall time)")
         it = cs.Interaction("POST", URI, "", 200, text, headers={"Content-Type": ["text/event-stream"]},
                             request_headers={"Content-Type": ["application/json"]}, chunk_offsets=offsets,
                             tool_results=[_tool_result(c, r) for c, r in _pairs(m, call.results)])

@@ -50,6 +50,7 @@ def test_mitigated_pi_trial_imports_with_its_deltas_tool_results_and_metadata(tm
     assert imp["source"] == "db-wal-recovery__AbCdEf1" and "6 made up" in imp["verifier_output"]
     assert len(imp["turns"]) == 3 and all(start < end for start, end in imp["turns"])
     assert not any("chunk boundaries" in s for s in imp["synthesized"])  # pi.jsonl kept every delta
+    assert any("chunk offsets and timings" in s for s in imp["synthesized"])  # no source keeps them
     assert m["harness_profile"]["name"] == "mitigated" and m["harness_profile"]["harness"] == "pi"
     # requests: the conversation so far, as pi-ai converts it
     last = c.interactions[2].request["messages"]
@@ -104,6 +105,7 @@ def test_harbor_pi_trial_names_what_was_synthesized(tmp_path):
     imp = c.metadata["imported"]
     assert imp["layout"] == "harbor-pi"
     assert any("chunk boundaries" in s for s in imp["synthesized"])
+    assert any("chunk offsets and timings" in s for s in imp["synthesized"])
     assert any("system prompt" in s for s in imp["synthesized"])
     assert c.metadata["harness_profile"]["name"] == "harbor-pi"
     assert c.metadata["server"]["n_ctx"] is None and c.metadata["server"]["n_ctx_source"] == "unknown"

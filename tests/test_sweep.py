@@ -108,7 +108,7 @@ def test_pytest_sweep_runs_each_smoke_test_once_per_setting(pytester):
 def test_dry_sweep_lowers_the_repeated_4gram_rate(tmp_path, capsys):
     """DRY 0 vs 0.8 at temperature 0, continuing six loops in progress, caching off. DRY penalizes
     extending a repeated sequence, but newlines are DRY sequence breakers and one loop of short
-    lines survives it (README-lint.md has the per-loop figures), so the test asserts on the mean
+    lines survives it (the README's DRY table has the per-loop figures), so the test asserts on the mean
     over the six loops, with a margin of a third of the drop measured here (0.72 -> 0.25)."""
     assert main(["sweep", "--sweep", "dry_multiplier=0,0.8", "--trials", "6", "--max-tokens", "48",
                  "--out", str(tmp_path)]) == 0
