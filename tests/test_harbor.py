@@ -348,8 +348,8 @@ def test_harbors_own_pi_runs_a_smoke_task_for_comparison(harbor_ready, tmp_path)
 
 
 def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
-    """`tbreplay import` of the real Harbor trial, replayed under the profile it ran with: every
-    recorded interaction played, no mismatch, the same stop reasons and completion tokens."""
+    """`tbreplay import` of the real Harbor trial, replayed under the profile it ran with by both
+    harnesses: every recorded interaction played, no mismatch, the same completion tokens."""
     from pytest_tbreplay import cassette as cs
     from pytest_tbreplay.importer import import_trial
     from pytest_tbreplay.profiles import Profile
@@ -357,11 +357,12 @@ def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
     c = cs.load(cs.save(import_trial(trial), trial.parent / "imported.yaml"))
     assert c.metadata["imported"]["layout"] == layout
     profile = profile or Profile(**{k: v for k, v in c.metadata["harness_profile"].items() if k != "harness"})
-    r = replay_cassette(c, profile, "reference")
-    r.engine.check(strict=True)
     recorded = [it for it in c.interactions if not it.scripted and it.status == 200]
-    assert [t.completion_tokens for t in r.trial.turns if t.stop_reason != "error"] == \
-        [it.usage["completion_tokens"] for it in recorded]
+    for harness in ("reference", "pi"):
+        r = replay_cassette(c, profile, harness)
+        r.engine.check(strict=True)
+        assert [t.completion_tokens for t in r.trial.turns if t.stop_reason != "error"] == \
+            [it.usage["completion_tokens"] for it in recorded], harness
 
 
 @pytest.mark.live
