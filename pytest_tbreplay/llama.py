@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -324,6 +325,13 @@ class ServerDown(LlamaServerError):
     pass
 
 
+@functools.cache
+def _tls() -> object:
+    """One TLS context for every short-lived client: httpx builds a new one (reading the CA bundle,
+    tens of ms) per Client, and a replayed pi trial reads /props once."""
+    return httpx.create_ssl_context()
+
+
 def read_props(url: str, client: httpx.Client | None = None, deadline: float | None = None) -> dict | None:
     """llama-server's /props as JSON (through `client` when given: in replay, the replay transport),
     or None where there is none (llama-swap's root). The one /props reader: both harnesses, the
@@ -332,7 +340,7 @@ def read_props(url: str, client: httpx.Client | None = None, deadline: float | N
     from now), then StillLoading."""
     deadline = deadline or time.monotonic() + LOAD_WAIT_S
     own = client is None
-    client = client or httpx.Client(base_url=url, timeout=30)
+    client = client or httpx.Client(base_url=url, timeout=30, verify=_tls())
     try:
         while is_loading((resp := _get_props(client, url)).status_code, resp.content):
             wait_until_loaded(client, url, deadline)
