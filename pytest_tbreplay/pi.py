@@ -577,10 +577,15 @@ class _PiRun:
                    NODE_OPTIONS=f"{os.environ.get('NODE_OPTIONS', '')} --import {home / 'slim_updates.mjs'}".strip())
         # Print mode: the instruction is pi's stdin (see print_args); RPC mode: the JSON commands.
         stdin = subprocess.PIPE if self.rpc else open(self.tmp / "instruction.txt", "rb")
-        process = PiProcess(args, home, work, env, stdin, self.stdout_log, owns_home=self.keep)
-        if not self.rpc:
-            stdin.close()
-        return process
+        try:
+            return PiProcess(args, home, work, env, stdin, self.stdout_log, owns_home=self.keep)
+        except OSError:
+            if self.keep:  # nobody else will remove a kept pi's home
+                shutil.rmtree(home, ignore_errors=True)
+            raise
+        finally:
+            if not self.rpc:
+                stdin.close()
 
     def _process(self) -> PiProcess:
         """A kept pi given this trial's files and a new session, or a new pi."""

@@ -203,3 +203,17 @@ def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
         fresh.append(seen(*run_pi(c, MITIGATED)))
     assert kept == fresh
     assert kept[0][1] and kept[1][2]  # the runaway was nudged, the false success met a verify demand
+
+
+def test_a_kept_pi_that_cannot_start_leaves_no_home_behind(tmp_path, monkeypatch):
+    """A kept pi's home is its own temp folder, removed when the process closes; a pi that fails
+    to start (here: no such program) must not leave one behind either."""
+    monkeypatch.setattr(pi.tempfile, "tempdir", str(tmp_path))
+    c = cs.load(ROOT / "cassettes" / "db-wal-recovery.yaml")
+    run = pi._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
+                    tmp_path / "trial", tmp_path / "no-such-pi", keep=True)
+    (tmp_path / "trial").mkdir()
+    run.budget = MITIGATED.budget(262144)
+    with pytest.raises(OSError):
+        run._start(run._command())
+    assert not list(tmp_path.glob("tbreplay-pi-kept-*"))
