@@ -3,6 +3,7 @@ tests in test_import_live.py do the same on trials the real pi wrote)."""
 import csv
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from pytest_tbreplay.pisession import COMPACTION_PREFIX
 from pytest_tbreplay.profiles import load_profile
 from pytest_tbreplay.replay import exceed_body
 from pytest_tbreplay.run import replay_cassette
-from pytest_tbreplay.whatif import whatif
+from pytest_tbreplay import pi
+from pytest_tbreplay.whatif import table, whatif
 from trialgen import Session, bash, long_trial, manifest, trial_result, write, write_trial
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,6 +316,34 @@ def test_whatif_names_the_first_mitigation_and_where(tmp_path):
     assert w.first.mitigation == "loop_detector" and w.first.turn == 1
     cut = int(w.first.text.split(" at ")[1].split()[0].replace(",", ""))
     assert cut < 2048
+
+
+# The analysis' three failures, each met first by another mitigation (§7's order: compaction,
+# then the turn cap and loop guard, then verify-before-done).
+FIRST = {"path-tracing-reverse": ("proactive_compaction", r"compaction before turn \d+ at [\d,]+ tokens instead of the 400 at 268,559"),
+         "polyglot-rust-c": ("loop_detector", r"loop detector cut turn 4 at [\d,]+ tokens; recorded 32,000"),
+         "db-wal-recovery": ("verify_before_done", r"verify demand instead of ending on 'Done! I recovered all 11")}
+
+
+@pytest.mark.parametrize("harness", ["reference", pytest.param("pi", marks=pytest.mark.skipif(
+    bool(pi.pi_problem()), reason=pi.pi_problem() or ""))])
+def test_whatif_answers_the_analysis_experiments_for_its_three_failures(harness):
+    results = []
+    for name, (mitigation, text) in FIRST.items():
+        if harness == "pi" and name == "path-tracing-reverse":
+            continue  # 36 turns of 260k-token requests through pi: the reference run covers it
+        w = whatif(cs.load(ROOT / "cassettes" / f"{name}.yaml"), load_profile("mitigated"), harness)
+        assert w.first.mitigation == mitigation and re.fullmatch(text + ".*", w.first.text), (name, w.effects)
+        assert w.left_recording_at is None  # the scripted continuations answer what the harness asks
+        results.append(w)
+    lines = table(results)
+    assert max(map(len, lines)) <= 120
+    counts = {line.split()[0]: line.split()[-2:] for line in lines if line.split() and line.split()[0] in
+              {m for m, _ in FIRST.values()}}
+    for mitigation, _ in FIRST.values():
+        if any(w.first.mitigation == mitigation for w in results):
+            assert counts[mitigation] == ["1", "1"]  # acts in one trial, first in that one
+    assert lines[-1] == f"0 of {len(results)} trials: no mitigation acts"
 
 
 # -- the fixtures are Harbor's own shapes ------------------------------------------------------------
