@@ -63,6 +63,21 @@ JSON.stringify = function (value, ...rest) {
   }
   return stringify(value, ...rest);
 };
+// One write per turn of the event loop instead of one per event: pi writes a line per streamed
+// token, each a syscall on the pipe. Pipes are synchronous on Linux, so what is left is written
+// at exit too.
+const write = process.stdout.write.bind(process.stdout);
+let pending = [];
+const flush = () => { if (pending.length) { const text = pending.join(""); pending = []; write(text); } };
+process.stdout.write = function (chunk, encoding, callback) {
+  if (typeof encoding === "function" || typeof callback === "function" || typeof chunk !== "string") {
+    flush();
+    return write(chunk, encoding, callback);
+  }
+  if (pending.push(chunk) === 1) setImmediate(flush);
+  return true;
+};
+process.on("exit", flush);
 """
 
 # Print mode's spare prompts (print_continue.ts): one per message the extensions may ask for, plus
