@@ -386,7 +386,8 @@ def _check_stream(it: Interaction, bad, checked: set[str]) -> None:
     except SSEError as e:
         raise bad(str(e)) from None
     if it.chunk_offsets is None or len(it.chunk_offsets) != len(events):
-        raise bad(f"{len(events)} SSE events but {len(it.chunk_offsets or [])} chunk_offsets")
+        raise bad(f"{len(events)} SSE events but {len(it.chunk_offsets or [])} chunk_offsets: give one offset per "
+                  "event, in order (comment lines such as `: ping` are no event and carry none)")
     last = None
     for k, data in enumerate(events):
         if data == DONE:
