@@ -227,7 +227,10 @@ class RecordingProxy:
         self.load_wait_s = load_wait_s
         self.upstream_failures: list[str] = []  # why the harness was hung up on: the trial is `infra`
         self._own_client = client is None
-        self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+        # A new upstream connection per request: a kept-alive one that the server closes just as a
+        # request goes out fails that request before any answer ("Server disconnected"), which the
+        # harness would take for the server being down. A loopback or LAN connect costs far less.
+        self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_keepalive_connections=0))
         self.httpd = ThreadingHTTPServer((host, port), type("Handler", (_Handler,), {"proxy": self}))
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"

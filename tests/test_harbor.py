@@ -292,8 +292,12 @@ def check_trial(trial: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def harbor_ready():
+    """The Harbor venv (.ci/run makes it): skipped without one, saying how to make it, as the pi
+    tests are without pi; CI must run these, so there it is a failure."""
     if problem := harbor_problem():
-        pytest.fail(problem)
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem} (CI must run the Harbor trials, not skip them)")
+        pytest.skip(problem)
 
 
 def small_server(ctx_size: int):

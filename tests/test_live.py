@@ -79,7 +79,8 @@ def test_a_real_overflow_is_compacted_and_the_mitigated_trial_carries_on(live, s
     r = live(OVERFLOW, SMALL, server=small_server)
     assert [c["reason"] for c in r.trial.compactions] == ["threshold"]
     assert all(it.status == 200 for it in r.proxy.interactions)  # no request reached the limit
-    assert r.trial.outcome == "completed" and r.trial.turns[-1].stop_reason in ("stop", "length")
+    assert r.trial.outcome == "completed" and r.trial.turns[-1].stop_reason in ("stop", "length"), \
+        (r.trial.error, r.proxy.upstream_failures)
     assert r.trial.turns[-1].prompt_tokens < small_server.n_ctx
     assert OVERFLOW.instruction in json.loads(r.proxy.interactions[-1].request_body)["messages"][1]["content"]
 
