@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -326,7 +327,7 @@ class ServerDown(LlamaServerError):
 
 
 @functools.cache
-def _tls() -> object:
+def _tls() -> ssl.SSLContext:
     """One TLS context for every short-lived client: httpx builds a new one (reading the CA bundle,
     tens of ms) per Client, and a replayed pi trial reads /props once."""
     return httpx.create_ssl_context()

@@ -52,6 +52,7 @@ PROVIDER = "tbreplay"
 # 32,000-token runaway would print ~2.7 GB of JSON (quadratic in the turn's length): 12 s of pi's
 # time instead of 2. Only the printed line changes; pi's agent, session and extensions see the
 # full events, and the line keeps its prefix {"type":"message_update","assistantMessageEvent":{"type":…
+# It also gathers the lines of one event-loop turn into one write to the pipe.
 # (A string here, not a file in pi_extensions/: the package ships only *.ts from there, and Node
 # 20 cannot --import TypeScript.)
 SLIM_UPDATES_JS = """\

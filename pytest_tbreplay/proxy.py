@@ -229,7 +229,7 @@ class RecordingProxy:
         self._own_client = client is None
         # A new upstream connection per request: a kept-alive one that the server closes just as a
         # request goes out fails that request before any answer ("Server disconnected"), which the
-        # harness would take for the server being down. A loopback or LAN connect costs far less.
+        # harness would take for the server being down. A loopback or LAN connect costs under a millisecond.
         self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, limits=httpx.Limits(max_keepalive_connections=0))
         self.httpd = ThreadingHTTPServer((host, port), type("Handler", (_Handler,), {"proxy": self}))
         self.httpd.daemon_threads = True
