@@ -132,6 +132,21 @@ class Interaction:
         return split_events(self.body) if self.streamed else []
 
     @cached_property
+    def event_kinds(self) -> list[str]:
+        """What replay needs to know of each event, worked out once per loaded cassette (a session
+        replays the same one many times): "token" (a chunk carrying text or tool-call arguments),
+        "usage" (carrying usage), "done" ([DONE]) or "" (anything else)."""
+        def kind(data: str) -> str:
+            if data == DONE:
+                return "done"
+            event = json.loads(data)
+            if event.get("usage"):
+                return "usage"
+            delta = (event.get("choices") or [{}])[0].get("delta") or {}
+            return "token" if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls") else ""
+        return [kind(data) for data in self.events]
+
+    @cached_property
     def usage(self) -> dict:
         """The usage block the server reported for this interaction ({} if none)."""
         for data in reversed(self.events) if self.streamed else [self.body]:

@@ -350,7 +350,21 @@ class Run:
         ans.tool_calls = [calls[i] for i in sorted(calls)]
         return ans
 
-    def _consume(self, events, detector: LoopDetector | None, ans: Answer, calls: dict) -> None:
+    @staticmethod
+    def _consume(events, detector: LoopDetector | None, ans: Answer, calls: dict) -> None:
+        # Text and arguments arrive a token at a time: gathered in lists and joined once, since
+        # adding to a string held in an object copies it (O(n²) over a 32,000-token runaway).
+        content, arguments = [], {}
+        try:
+            Run._consume_events(events, detector, ans, calls, content, arguments)
+        finally:
+            ans.content = "".join(content)
+            for i, parts in arguments.items():
+                calls[i]["function"]["arguments"] = "".join(parts)
+
+    @staticmethod
+    def _consume_events(events, detector: LoopDetector | None, ans: Answer, calls: dict,
+                        content: list[str], arguments: dict[int, list[str]]) -> None:
         first = last = None
         for data in events:
             if data == DONE:
@@ -368,9 +382,8 @@ class Run:
                     ans.tokens += 1
                     ans.reasoning_tokens += bool(delta.get("reasoning_content"))
                     first, last = first or time.monotonic(), time.monotonic()
-                ans.content += delta.get("content") or ""
-                _merge_tool_calls(calls, delta.get("tool_calls") or [])
-                args = "".join((d.get("function") or {}).get("arguments") or "" for d in delta.get("tool_calls") or [])
+                content.append(delta.get("content") or "")
+                args = _merge_tool_calls(calls, arguments, delta.get("tool_calls") or [])
                 if detector and ((text and detector.feed(text)) or (args and detector.feed_arguments(args))):
                     ans.cut, ans.finish_reason = True, "length"  # closing the stream cuts the turn
                     return
@@ -523,15 +536,19 @@ def _error_of(resp: httpx.Response) -> dict:
         return {"code": resp.status_code, "message": resp.text[:500]}
 
 
-def _merge_tool_calls(calls: dict, deltas: list[dict]) -> None:
-    """Assemble streamed tool calls: id and name arrive once, arguments in pieces."""
+def _merge_tool_calls(calls: dict, arguments: dict[int, list[str]], deltas: list[dict]) -> str:
+    """Assemble streamed tool calls: id and name arrive once, arguments in pieces (kept in
+    `arguments` by call index, for the caller to join). Returns this delta's arguments."""
+    added = []
     for d in deltas:
-        call = calls.setdefault(d.get("index", 0), {"id": "", "type": "function",
-                                                   "function": {"name": "", "arguments": ""}})
+        i = d.get("index", 0)
+        call = calls.setdefault(i, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
         call["id"] = d.get("id") or call["id"]
         fn = d.get("function") or {}
         call["function"]["name"] += fn.get("name") or ""
-        call["function"]["arguments"] += fn.get("arguments") or ""
+        added.append(fn.get("arguments") or "")
+        arguments.setdefault(i, []).append(added[-1])
+    return "".join(added)
 
 
 def _serialize(m: dict) -> str:

@@ -168,22 +168,28 @@ def uses_rpc(p: Profile) -> bool:
 
 
 def extensions(p: Profile, replay: bool) -> list[str]:
-    """The extension files for a profile, in load order (order matters for before_provider_request:
-    replay_tools.ts logs the payload after payload.ts changed it)."""
-    wanted = [
-        ("payload.ts", bool(p.dry)),
-        ("loop_guard.ts", p.loop_detector),
-        ("length_nudge.ts", p.length_nudge),
-        ("verify.ts", p.verify_before_done),
+    """The extension files a profile turns on, in load order (ALL_EXTENSIONS)."""
+    on = {
+        "payload.ts": bool(p.dry),
+        "loop_guard.ts": p.loop_detector,
+        "length_nudge.ts": p.length_nudge,
+        "verify.ts": p.verify_before_done,
         # pi's own compaction, shaped: it keeps the last step, cancels an unwanted kind (pi has one
         # switch for both), starts the summary with the task (anchored if asked).
-        ("compaction.ts", p.compacts),
+        "compaction.ts": p.compacts,
         # Proactive compaction inside a run (before the request that would pass the window), which
         # pi itself does only between runs.
-        ("run_compaction.ts", p.proactive_compaction),
-        ("replay_tools.ts", replay),
-    ]
-    return [name for name, on in wanted if on]
+        "run_compaction.ts": p.proactive_compaction,
+        "replay_tools.ts": replay,
+    }
+    return [name for name in ALL_EXTENSIONS if on[name]]
+
+
+# Load order matters for before_provider_request: replay_tools.ts logs the payload after payload.ts
+# changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
+# acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
+ALL_EXTENSIONS = ("payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
+                  "run_compaction.ts", "replay_tools.ts")
 
 
 def models_json(base_url: str, model: str, window: int, max_tokens: int) -> dict:
@@ -208,7 +214,8 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
                      tool_results: Path | None) -> dict:
     """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
     Python modules, so both harnesses apply the same policies."""
-    return {"log": str(log), "tool_results": str(tool_results) if tool_results else None,
+    return {"log": str(log), "on": extensions(p, replay=tool_results is not None),
+            "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
             "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
@@ -500,7 +507,7 @@ class PiProcess:
 
 _IDLE: dict[tuple, PiProcess] = {}  # kept pi processes between trials, by command line, oldest first
 _IDLE_LOCK = threading.Lock()
-MAX_IDLE = 8  # each idle pi holds 100-200 MB; the suite's replays use about ten command lines
+MAX_IDLE = 8  # each idle pi holds 100-200 MB; replays of one model use one command line
 
 
 def _take_idle(args: list[str]) -> PiProcess | None:
@@ -573,7 +580,8 @@ class _PiRun:
         args = [str(self.pi), "--mode", "rpc" if self.rpc else "json", "--provider", PROVIDER, "--model", self.ep.model,
                 # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
                 "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
-        for ext in extensions(self.p, replay=self.ep.cassette is not None):
+        # A kept pi serves trials of any profile, so its command line loads every extension.
+        for ext in ALL_EXTENSIONS if self.keep else extensions(self.p, replay=self.ep.cassette is not None):
             args += ["-e", str(EXTENSIONS / ext)]
         if self.print_continue:
             args += ["-e", str(EXTENSIONS / "print_continue.ts")]

@@ -116,11 +116,6 @@ def _recorded_prompt_tokens(it: Interaction) -> int | None:
     return it.usage.get("prompt_tokens")
 
 
-def _is_token(event: dict) -> bool:
-    delta = (event.get("choices") or [{}])[0].get("delta") or {}
-    return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"))
-
-
 class ReplayEngine:
     def __init__(self, cassette: Cassette, *, realtime: bool = False):
         self.cassette = cassette
@@ -227,19 +222,18 @@ class ReplayEngine:
 
     def _stream(self, it: Interaction, limit: int | None, served: Served) -> Iterator[tuple[float, bytes]]:
         n, template = 0, None
-        for offset, data in zip(it.chunk_offsets, it.events):
-            if data == DONE:
+        for offset, data, kind in zip(it.chunk_offsets, it.events, it.event_kinds):
+            if kind == "done":
                 yield offset, format_event(DONE).encode()
                 return
-            event = json.loads(data)
-            if event.get("usage"):
-                data = json.dumps(self._with_usage(event, served.prompt_tokens, None), separators=(",", ":"))
-            elif _is_token(event):
+            if kind == "usage":
+                data = json.dumps(self._with_usage(json.loads(data), served.prompt_tokens, None), separators=(",", ":"))
+            elif kind == "token":
                 n += 1
                 if limit is not None and n > limit:
-                    yield from self._cut(template or event, served, limit, offset)
+                    yield from self._cut(json.loads(template or data), served, limit, offset)
                     return
-            template = template or event
+            template = template or data
             yield offset, format_event(data).encode()
 
     def _cut(self, template: dict, served: Served, limit: int, offset: float):

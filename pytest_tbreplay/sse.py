@@ -51,8 +51,24 @@ class Framer:
         self._bom_checked = False
 
     def feed(self, chunk: bytes) -> list[Block]:
+        if (not self._buf and not self._data and not self._type and self._bom_checked
+                and (block := self._plain(chunk))):
+            return [block]
         self._buf += chunk
         return self._lines(final=False)
+
+    def _plain(self, chunk: bytes) -> Block | None:
+        """A read that is exactly one `data: <one line>` event, as llama-server writes each token,
+        framed without the line loop (what _lines would give; None for anything else)."""
+        if not (chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2
+                and b"\r" not in chunk):
+            return None
+        try:
+            data = chunk[6:-2].decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # _lines says where
+        self._base += len(chunk)
+        return Block(data, self._base)
 
     def close(self) -> list[Block]:
         blocks = self._lines(final=True)

@@ -153,7 +153,7 @@ def test_reference_harness_cuts_a_tool_call_whose_arguments_repeat():
     events += [json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [
         {"index": 0, "function": {"arguments": piece}}]}}]}) for piece in tokens(args)]
     ans, calls = Answer(200), {}
-    Run._consume(None, iter(events), LoopDetector(), ans, calls)
+    Run._consume(iter(events), LoopDetector(), ans, calls)
     assert ans.cut and ans.finish_reason == "length"
     streamed = len(calls[0]["function"]["arguments"])
     assert len(json.dumps(block * 2)) < streamed < len(json.dumps(block * 3)) + 100  # in its third block
@@ -163,7 +163,7 @@ def test_reference_harness_cuts_a_runaway_in_reasoning_text():
     r = runaway(300, 0.2, 400, 0.2, seed=3)
     events = [json.dumps({"choices": [{"index": 0, "delta": {"reasoning_content": piece}}]}) for piece in tokens(r.text)]
     ans = Answer(200)
-    Run._consume(None, iter(events), LoopDetector(), ans, {})
+    Run._consume(iter(events), LoopDetector(), ans, {})
     assert ans.cut and ans.content == ""
     assert r.onset < ans.reasoning_tokens <= r.third + 512
 

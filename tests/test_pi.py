@@ -184,27 +184,31 @@ def test_print_mode_with_print_continue_matches_rpc_mode(cassette, profile):
 
 @needs_pi
 def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
-    """Replay trials share one pi per command line (PiProcess): one trial's nudges, verify state,
-    server port and tool results must not reach the next. Three trials on one kept pi, each
-    against its own replay server, give what a freshly started pi gives (the third repeats the
-    first cassette after another one ran)."""
+    """Replay trials share one kept pi (PiProcess), whatever their profile: it loads every
+    extension and each acts only when the trial's config turns it on. One trial's nudges, verify
+    state, server port, tool results and profile must not reach the next. Three trials on one kept
+    pi, each against its own replay server, give what a freshly started pi gives: a mitigated
+    runaway, the false success under baseline (no verify demand: the inert extensions stay inert),
+    and the runaway again (nudged again: switched back on). (That all-extensions-gated equals
+    loading the profile's extensions only is test_print_mode_with_print_continue_matches_rpc_mode.)"""
     def seen(trial, engine):
         return (trial.stop_reasons, trial.nudges, trial.verify_demands, trial.final_text,
                 [x["reason"] for x in trial.compactions], [s.index for s in engine.served])
 
-    names = ["polyglot-rust-c", "db-wal-recovery", "polyglot-rust-c"]
-    cassettes = [cs.load(ROOT / "cassettes" / f"{n}.yaml") for n in names]
+    runs = [("polyglot-rust-c", MITIGATED), ("db-wal-recovery", BASELINE), ("polyglot-rust-c", MITIGATED)]
+    cassettes = {n: cs.load(ROOT / "cassettes" / f"{n}.yaml") for n, _ in runs}
     pi.stop_idle()
-    kept = [seen(*run_pi(c, MITIGATED)) for c in cassettes]
+    kept = [seen(*run_pi(cassettes[n], profile)) for n, profile in runs]
     [process] = pi._IDLE.values()  # one process ran all three
     assert process.ids > 3 and process.proc.poll() is None
     fresh = {}
-    for name, c in zip(names, cassettes):
-        if name not in fresh:  # replay is deterministic: one fresh pi per cassette says what it gives
+    for n, profile in runs:
+        if (n, profile.name) not in fresh:  # replay is deterministic: one fresh pi per trial says what it gives
             pi.stop_idle()
-            fresh[name] = seen(*run_pi(c, MITIGATED))
-    assert kept == [fresh[name] for name in names]
-    assert kept[0][1] and kept[1][2]  # the runaway was nudged, the false success met a verify demand
+            fresh[n, profile.name] = seen(*run_pi(cassettes[n], profile))
+    assert kept == [fresh[n, profile.name] for n, profile in runs]
+    assert kept[0][1] and kept[2][1]  # the runaway was nudged, both times
+    assert kept[1][2] == [] and kept[1][3].startswith("Done!")  # baseline: the false success stands
 
 
 def test_a_kept_pi_that_cannot_start_leaves_no_home_behind(tmp_path, monkeypatch):

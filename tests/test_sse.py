@@ -1,10 +1,11 @@
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_tbreplay.sse import SSEError, blocks, format_event, iter_events, split_events
+from pytest_tbreplay.sse import Framer, SSEError, blocks, format_event, iter_events, split_events
 
 
 def test_split_events_reads_each_data_event():
@@ -111,6 +112,17 @@ def test_property_valid_streams_frame_the_same_whatever_the_reads(stream, cuts):
     body, expected = stream
     assert split_events(body) == expected
     assert list(iter_events(_split(body, cuts))) == expected
+
+
+@pytest.mark.fuzz
+@given(_streams())
+def test_property_one_event_per_read_frames_as_the_whole_body(stream):
+    """llama-server writes each event in one read: the framer's shortcut for a read that is one
+    plain event gives the blocks, offsets and types that framing the whole body gives."""
+    body, _ = stream
+    f = Framer()
+    per_read = [b for read in re.split(rb"(?<=\n\n)", body) for b in f.feed(read)] + f.close()
+    assert per_read == blocks(body)
 
 
 @pytest.mark.fuzz

@@ -7,6 +7,12 @@ import { VerifyGate } from "./gate.ts";
 
 export const config = JSON.parse(readFileSync(process.env.TBREPLAY_PI_CONFIG!, "utf8"));
 
+/** Whether this trial's profile turns the extension on: a kept pi loads every extension
+ * (pi.py ALL_EXTENSIONS), so each one checks before it registers anything. */
+export function on(extension: string): boolean {
+	return config.on.includes(extension);
+}
+
 export function log(kind: string, data: object = {}): void {
 	// Synchronous on purpose: pi prints agent_end only after the extensions' agent_end handlers
 	// returned, so whoever reads the log after agent_end sees every decision made for that run.

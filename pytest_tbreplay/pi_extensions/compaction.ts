@@ -11,7 +11,7 @@
 // - with no complete step to summarize (before the first answer) it cancels: summarizing the task
 //   alone would only replace the instruction.
 // Compaction inside a run, before a request that would pass the window, is run_compaction.ts.
-import { config, lastAssistant, log, observe, state } from "./common.ts";
+import { config, lastAssistant, log, observe, on, state } from "./common.ts";
 import { PREFIX, serialize, summarize } from "./summary.ts";
 
 /** The messages to summarize and the first kept entry: pi's cut, or earlier so that the last
@@ -34,6 +34,7 @@ function cutAtLastStep(entries: any[], piFirstKept: string): { older: any[]; fir
 }
 
 export default function (pi: any) {
+	if (!on("compaction.ts")) return;
 	let lastRunFailed = false;
 	// The anchor lists produced files: the gate books each finished tool call once.
 	pi.on("tool_result", (e: any) => {

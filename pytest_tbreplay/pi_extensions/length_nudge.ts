@@ -5,7 +5,7 @@
 //   arguments (agent-loop.js runs the tool calls of any message that is not error/aborted). The
 //   tool_call hook blocks it instead; the block reason becomes the call's (error) result, telling
 //   the model where it was cut and to write large files in parts (tools.cut_call_message).
-import { config, lastAssistant, log, queueNext, state } from "./common.ts";
+import { config, lastAssistant, log, on, queueNext, state } from "./common.ts";
 
 function cutCallMessage(name: string, args: any): string {
 	let where = "";
@@ -21,6 +21,7 @@ function cutCallMessage(name: string, args: any): string {
 }
 
 export default function (pi: any) {
+	if (!on("length_nudge.ts")) return;
 	let cutCallId: string | null = null;
 	// tool_call is emitted after pi's agent event queue drained (agent-session.js beforeToolCall
 	// awaits it), so the message_end of the message holding the call has been seen.

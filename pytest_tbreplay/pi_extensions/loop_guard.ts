@@ -3,10 +3,11 @@
 // aborts the stream (ctx.abort(): the message ends "aborted", pi drops it from later requests and
 // runs none of its tool calls) and asks for the nudge. An aborted run gets no follow-up from pi
 // itself, hence the driver.
-import { config, lastAssistant, log, queueNext, state } from "./common.ts";
+import { config, lastAssistant, log, on, queueNext, state } from "./common.ts";
 import { LoopDetector } from "./loopdetect.ts";
 
 export default function (pi: any) {
+	if (!on("loop_guard.ts")) return;
 	let detector = new LoopDetector(config.loop);
 	let cutThisRun = false;
 	pi.on("message_start", (e: any) => {

@@ -8,7 +8,7 @@
 // summary message, the last complete step(s)]. pi's session keeps the whole history, so each later
 // payload of the run gets the same compaction applied. Without a complete step to summarize (the
 // first request) nothing is compacted: the task instruction is never summarized away.
-import { config, lastAssistant, log, observe } from "./common.ts";
+import { config, lastAssistant, log, observe, on } from "./common.ts";
 import { serializeWire, summarize, summaryMessage } from "./summary.ts";
 
 /** harness._chars: the size of a request's messages and tools. */
@@ -23,6 +23,7 @@ function leading(messages: any[]): number {
 }
 
 export default function (pi: any) {
+	if (!on("run_compaction.ts")) return;
 	let charsPerToken = 4.0; // refined from each answer's prompt tokens, as harness.Run._send does
 	let lastChars = 0; // size of the last payload sent
 	let lastAnswerAt: number | null = null; // the answer the ratio was last taken from

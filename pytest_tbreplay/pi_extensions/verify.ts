@@ -1,9 +1,10 @@
 // (f) Verify before done (harness.VerifyBeforeDone): the contract goes into the system prompt, and
 // a finish that claims success while the gate (gate.ts, verify.py's rules) holds output nothing
 // has checked is sent back, naming those artifacts and quoting the acceptance criteria.
-import { config, lastAssistant, observe, queueNext, state, textOf } from "./common.ts";
+import { config, lastAssistant, observe, on, queueNext, state, textOf } from "./common.ts";
 
 export default function (pi: any) {
+	if (!on("verify.ts")) return;
 	let demands = 0;
 	pi.on("before_agent_start", (e: any) => ({ systemPrompt: `${e.systemPrompt}\n\n${config.verify_contract}` }));
 	// tool_result is awaited after the tool ran, with its output: the gate is current when the run ends.
