@@ -167,6 +167,13 @@ def uses_rpc(p: Profile) -> bool:
     return p.overflow_retry or p.loop_detector or p.length_nudge or p.verify_before_done
 
 
+# Load order matters for before_provider_request: replay_tools.ts logs the payload after payload.ts
+# changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
+# acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
+ALL_EXTENSIONS = ("payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
+                  "run_compaction.ts", "replay_tools.ts")
+
+
 def extensions(p: Profile, replay: bool) -> list[str]:
     """The extension files a profile turns on, in load order (ALL_EXTENSIONS)."""
     on = {
@@ -183,13 +190,6 @@ def extensions(p: Profile, replay: bool) -> list[str]:
         "replay_tools.ts": replay,
     }
     return [name for name in ALL_EXTENSIONS if on[name]]
-
-
-# Load order matters for before_provider_request: replay_tools.ts logs the payload after payload.ts
-# changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
-# acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
-ALL_EXTENSIONS = ("payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
-                  "run_compaction.ts", "replay_tools.ts")
 
 
 def models_json(base_url: str, model: str, window: int, max_tokens: int) -> dict:
