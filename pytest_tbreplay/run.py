@@ -6,12 +6,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import cassette as cs
-from .harness import Endpoint, ReferenceHarness, TaskSpec
-from .profiles import Profile
-from .proxy import RecordingProxy
-from .replay import ReplayEngine, ReplayServer, ReplayTransport, Served
-from .trial import Trial, Turn
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.harnesses.reference import ReferenceHarness
+from pytest_tbreplay.core.profiles import Profile
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport, Served
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.core.trial import Trial, Turn
 
 HARNESSES = ("reference", "pi")
 
@@ -90,7 +92,7 @@ def run_harness(harness: str, profile: Profile, task: TaskSpec, endpoint: Endpoi
     if harness not in HARNESSES:
         raise ValueError(f"unknown harness {harness!r}: use one of {', '.join(HARNESSES)}")
     if harness == "pi":
-        from .pi import PiHarness
+        from pytest_tbreplay.harnesses.pi.adapter import PiHarness
         return PiHarness(profile).run(task, endpoint)
     return ReferenceHarness(profile).run(task, endpoint)
 

@@ -4,7 +4,7 @@ import json
 import socket
 import time
 
-from pytest_tbreplay.sse import format_event
+from pytest_tbreplay.core.sse import format_event
 
 URI = "http://llama-server/v1/chat/completions"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from harbor.environments.base import BaseEnvironment, ExecResult
 from harbor.environments.capabilities import EnvironmentCapabilities
 
-from pytest_tbreplay.tasks import app_steps
+from pytest_tbreplay.smoke.tasks import app_steps
 
 OWN = ("app", "logs/agent", "logs/verifier", "logs/artifacts", "tests", "solution", "opt", "tmp", "root/.npm",
        "var/tmp", "run", "home", "usr", "etc", "dev", "proc")

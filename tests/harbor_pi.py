@@ -10,7 +10,7 @@ trajectory and token counts) is Harbor's own code.
 """
 from harbor.agents.installed.pi import Pi
 
-from pytest_tbreplay import pi as tbpi
+from pytest_tbreplay.harnesses import pi as tbpi
 
 PREFIX = "/opt/harbor-pi"
 

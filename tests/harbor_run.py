@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_tbreplay import smoke
+from pytest_tbreplay.smoke import report as smoke
 
 REPO = Path(__file__).resolve().parent.parent
 HARBOR_VENV = Path(os.environ.get("TBREPLAY_HARBOR_VENV") or REPO / ".venv-harbor")

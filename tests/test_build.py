@@ -1,7 +1,7 @@
 """Building llama-server: a missing tool is named before anything is downloaded."""
 import pytest
 
-from pytest_tbreplay import llama
+from pytest_tbreplay.server import llama
 
 
 def test_a_missing_build_tool_is_named(tmp_path, monkeypatch):

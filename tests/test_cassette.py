@@ -7,7 +7,7 @@ import pytest
 import vcr
 import yaml
 
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
@@ -98,7 +98,7 @@ def test_save_never_overwrites_and_redacts(tmp_path):
 # stops itself at fsync, so the kill lands inside the save every time, never after it).
 KILLED_MID_SAVE = """
 import os, sys, time
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 def stop(fd):
     print("written", flush=True)
     time.sleep(600)

@@ -20,12 +20,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import harbor, pi, smoke
-from pytest_tbreplay.harness import NUDGE
-from pytest_tbreplay.profiles import ProfileError, load_profile
-from pytest_tbreplay.replay import ReplayEngine, ReplayServer
-from pytest_tbreplay.tasks import load_tasks
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harbor import agent as harbor
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.smoke import report as smoke
+from pytest_tbreplay.policies.texts import NUDGE
+from pytest_tbreplay.core.profiles import ProfileError, load_profile
+from pytest_tbreplay.replay.engine import ReplayEngine
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.smoke.tasks import load_tasks
 
 from harbor_run import HARBOR_VENV, REPO, harbor_cli, harbor_problem, run_trial
 
@@ -85,9 +88,9 @@ def test_setup_makes_its_folders_installs_node_and_pi_and_uploads_the_extensions
     assert env.execs[1]["timeout_sec"] == harbor.SETUP_TIMEOUT_SEC == 900
     assert f"npm install --prefix {harbor.ROOT} " in install and "@mariozechner/pi-coding-agent@0.73.1" in install
     uploaded = {path.rsplit("/", 1)[1] for path in env.files if "/ext/" in path}
-    assert uploaded >= {"payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts",
+    assert uploaded >= {"dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts",
                         "print_continue.ts", "manifest.ts", "common.ts", "loopdetect.ts"}
-    assert uploaded == {p.name for p in pi.EXTENSIONS.glob("*.ts")}  # with the modules they import
+    assert uploaded == {p.name for p in pi.EXTENSIONS.rglob("*.ts")}  # with the modules they import (lib/)
     assert env.files[f"{harbor.ROOT}/ext/length_nudge.ts"] == (pi.EXTENSIONS / "length_nudge.ts").read_text()
     assert agent.extensions()[-1] == "manifest.ts"  # last: it sees the payload as the others left it
     assert agent.extensions()[0] == "print_continue.ts"  # first: it hears of a compaction before the summary
@@ -301,14 +304,14 @@ def harbor_ready():
 
 
 def small_server(ctx_size: int):
-    from pytest_tbreplay.llama import LlamaServer
+    from pytest_tbreplay.server.llama import LlamaServer
     return LlamaServer(ctx_size=ctx_size, startup_timeout=600)
 
 
 def short_profile(tmp_path: Path, max_tokens: int = 128) -> Path:
     """mitigated with a smaller turn cap (its other policies and sizes as shipped)."""
     import yaml
-    from pytest_tbreplay.profiles import PROFILE_DIR
+    from pytest_tbreplay.core.profiles import PROFILE_DIR
     data = yaml.safe_load((PROFILE_DIR / "mitigated.yaml").read_text())
     data |= {"name": "mitigated-cpu-short", "max_tokens": max_tokens}
     path = tmp_path / "mitigated-cpu-short.yaml"
@@ -354,9 +357,9 @@ def test_harbors_own_pi_runs_a_smoke_task_for_comparison(harbor_ready, tmp_path)
 def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
     """`tbreplay import` of the real Harbor trial, replayed under the profile it ran with by both
     harnesses: every recorded interaction played, no mismatch, the same completion tokens."""
-    from pytest_tbreplay import cassette as cs
-    from pytest_tbreplay.importer import import_trial
-    from pytest_tbreplay.profiles import Profile
+    from pytest_tbreplay.core import cassette as cs
+    from pytest_tbreplay.analysis.importer import import_trial
+    from pytest_tbreplay.core.profiles import Profile
     from pytest_tbreplay.run import replay_cassette
     c = cs.load(cs.save(import_trial(trial), trial.parent / "imported.yaml"))
     assert c.metadata["imported"]["layout"] == layout

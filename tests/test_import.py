@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import pi
-from pytest_tbreplay import summarize as sm
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.analysis import summarize as sm
 from pytest_tbreplay.cli import main
-from pytest_tbreplay.importer import TrialImportError, import_all, import_trial
-from pytest_tbreplay.pisession import COMPACTION_PREFIX
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.replay import exceed_body
+from pytest_tbreplay.analysis.importer import TrialImportError, import_all, import_trial
+from pytest_tbreplay.harnesses.pi.session import COMPACTION_PREFIX
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.core.wire import exceed_body
 from pytest_tbreplay.run import replay_cassette
-from pytest_tbreplay.whatif import table, whatif
+from pytest_tbreplay.analysis.whatif import table, whatif
 from trialgen import Session, bash, long_trial, manifest, trial_result, write, write_trial
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,12 +8,12 @@ import shutil
 
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.harness import Endpoint, TaskSpec
-from pytest_tbreplay.importer import import_trial
-from pytest_tbreplay.pi import PiHarness
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.proxy import RecordingProxy
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.analysis.importer import import_trial
+from pytest_tbreplay.harnesses.pi.adapter import PiHarness
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.record.proxy import RecordingProxy
 from pytest_tbreplay.run import replay_cassette
 
 pytestmark = pytest.mark.live

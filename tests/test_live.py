@@ -9,14 +9,16 @@ import time
 import httpx
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.harness import NUDGE, Endpoint, ReferenceHarness, TaskSpec
-from pytest_tbreplay.llama import LlamaServer
-from pytest_tbreplay.loopdetect import text_repetition
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.replay import ReplayEngine, ReplayTransport
-from pytest_tbreplay.smoke import thresholds_for
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.policies.texts import NUDGE
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.harnesses.reference import ReferenceHarness
+from pytest_tbreplay.server.llama import LlamaServer
+from pytest_tbreplay.core.trial import text_repetition
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
+from pytest_tbreplay.smoke.report import thresholds_for
 
 pytestmark = pytest.mark.live
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from pytest_tbreplay.llama import LlamaServer, LlamaServerError
+from pytest_tbreplay.server.llama import LlamaServer
+from pytest_tbreplay.core.props import LlamaServerError
 
 pytestmark = pytest.mark.live
 
@@ -76,7 +77,7 @@ def test_startup_failure_shows_the_log_tail():
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from pytest_tbreplay.llama import LlamaServer
+    from pytest_tbreplay.server.llama import LlamaServer
     with LlamaServer(ctx_size=512) as s:
         print(s.pid, flush=True)
         time.sleep(60)

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 import factory
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.run import replay_cassette
-from pytest_tbreplay.profiles import load_profile
+from pytest_tbreplay.core.profiles import load_profile
 
 
 def write(tmp_path, data=None, text=None):

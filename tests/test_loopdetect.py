@@ -1,4 +1,4 @@
-"""The loop detector (pytest_tbreplay/loopdetect.py and its port pi_extensions/loopdetect.ts).
+"""The loop detector (pytest_tbreplay/policies/loopdetect.py and its port harnesses/pi/extensions/lib/loopdetect.ts).
 
 Latency and the false-positive count on the full corpus are measured by
 tests/benchmarks/loop_bench.py; here: the recorded runaway, a generated family drawn by
@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loop_family import STDLIB_MODULES, as_arguments, cut_at, runaway, stdlib_text, tokens
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import pi
-from pytest_tbreplay.harness import NUDGE, Answer, Run
-from pytest_tbreplay.loopdetect import LoopDetector, text_repetition
-from pytest_tbreplay.profiles import load_profile
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.policies.texts import NUDGE
+from pytest_tbreplay.harnesses.reference import Answer, Run
+from pytest_tbreplay.policies.loopdetect import LoopDetector, text_repetition
+from pytest_tbreplay.core.profiles import load_profile
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
@@ -210,7 +211,7 @@ def looping_write_cassette() -> cs.Cassette:
     says it is done; nudged after a cut, it writes the block once. Built in memory with the
     cassette reconstruction's own builder."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("reconstruct", ROOT / "cassettes" / "reconstruct.py")
+    spec = importlib.util.spec_from_file_location("reconstruct", ROOT / "tools" / "reconstruct.py")
     rc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rc)
     t = rc.Trial("loop-write", "Write /app/wrap.py, a module that wraps text to a width.", seed=11)

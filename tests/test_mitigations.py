@@ -5,9 +5,10 @@ import re
 
 import pytest
 
-from pytest_tbreplay.harness import NUDGE, VERIFY_CONTRACT
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.replay import message_text
+from pytest_tbreplay.policies.texts import NUDGE
+from pytest_tbreplay.harnesses.reference import VERIFY_CONTRACT
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.core.wire import message_text
 
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 N_CTX = 262144

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import pi
-from pytest_tbreplay.harness import Endpoint, ReferenceHarness, TaskSpec
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.replay import ReplayEngine, ReplayServer, ReplayTransport
-from pytest_tbreplay.tools import ToolReplayError
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.harnesses.reference import ReferenceHarness
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.replay.tools import ToolReplayError
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
@@ -40,12 +42,12 @@ def test_baseline_is_print_mode_with_the_failing_runs_numbers_and_no_mitigation_
 def test_each_mitigated_policy_maps_to_its_extension():
     assert pi.uses_rpc(MITIGATED)
     assert pi.extensions(MITIGATED, replay=False) == [
-        "payload.ts", "loop_guard.ts", "length_nudge.ts", "verify.ts", "compaction.ts", "run_compaction.ts"]
-    assert "loop_guard.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
-    assert "payload.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
+        "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts", "proactive_compaction.ts"]
+    assert "loop_detector.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
+    assert "dry.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
-    assert "compaction.ts" not in pi.extensions(off, replay=False)
-    assert "run_compaction.ts" not in pi.extensions(MITIGATED.replace(proactive_compaction=False), replay=False)
+    assert "auto_compaction.ts" not in pi.extensions(off, replay=False)
+    assert "proactive_compaction.ts" not in pi.extensions(MITIGATED.replace(proactive_compaction=False), replay=False)
     assert pi.settings_json(off, "local", off.budget(262144))["compaction"]["enabled"] is False
     assert pi.settings_json(MITIGATED, "local", MITIGATED.budget(262144))["compaction"] == {
         "enabled": True, "reserveTokens": 16384, "keepRecentTokens": 20000}
@@ -53,7 +55,7 @@ def test_each_mitigated_policy_maps_to_its_extension():
 
 
 def test_every_shipped_extension_is_used():
-    shipped = {p.name for p in pi.EXTENSIONS.glob("*.ts")} - set(pi.LIBRARIES)
+    shipped = {p.name for p in pi.EXTENSIONS.glob("*.ts")}  # lib/ holds the modules they import
     # print_continue.ts stands in for the RPC driver where pi runs in print mode (the Harbor agent);
     # manifest.ts records the first request for `tbreplay import` (the Harbor agent only).
     assert shipped == set(pi.extensions(MITIGATED, replay=True)) | {"print_continue.ts", "manifest.ts"}
@@ -68,7 +70,7 @@ def test_install_pi_reuses_the_cache(monkeypatch, tmp_path):
     binary = tmp_path / f"pi-{pi.PI_VERSION}" / "node_modules" / ".bin" / "pi"
     binary.parent.mkdir(parents=True)
     binary.touch()
-    monkeypatch.setattr(pi, "CACHE", tmp_path)
+    monkeypatch.setattr(pi.install, "CACHE", tmp_path)
     monkeypatch.setenv("PATH", "/nonexistent")  # no npm: a reinstall would fail
     assert pi.install_pi() == tmp_path / f"pi-{pi.PI_VERSION}"
 
@@ -140,7 +142,7 @@ def test_pi_keeps_the_failed_step_when_it_compacts_after_the_overflow():
 
 @needs_pi
 def test_pi_compacts_inside_the_run_before_the_request_that_would_pass_the_window():
-    """pi itself checks its threshold only when a run ends; compaction.ts compacts the payload in
+    """pi itself checks its threshold only when a run ends; auto_compaction.ts compacts the payload in
     before_provider_request, keeping the last step, so the request still ends where it did."""
     trial, engine = run_pi(cs.load(ROOT / "cassettes" / "path-tracing-reverse.yaml"),
                            MITIGATED.replace(overflow_retry=False))
@@ -214,7 +216,7 @@ def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
 def test_a_kept_pi_that_cannot_start_leaves_no_home_behind(tmp_path, monkeypatch):
     """A kept pi's home is its own temp folder, removed when the process closes; a pi that fails
     to start (here: no such program) must not leave one behind either."""
-    monkeypatch.setattr(pi.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(pi.adapter.tempfile, "tempdir", str(tmp_path))
     c = cs.load(ROOT / "cassettes" / "db-wal-recovery.yaml")
     run = pi._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
                     tmp_path / "trial", tmp_path / "no-such-pi", keep=True)

@@ -6,12 +6,13 @@ import subprocess
 import pytest
 
 from factory import minimal
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import pi
-from pytest_tbreplay.harbor import MitigatedPiAgent
-from pytest_tbreplay.harness import Endpoint, TaskSpec
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.replay import ReplayEngine, ReplayServer
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.harbor.agent import MitigatedPiAgent
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.replay.engine import ReplayEngine
+from pytest_tbreplay.replay.server import ReplayServer
 
 needs_node = pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")
 TRICKY = ["- do X first", "--version", "-p", "@/etc/hostname", "@nonexistent-file", "--- a yaml fence"]

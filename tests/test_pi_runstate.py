@@ -1,5 +1,5 @@
 """pi.RunState: when pi in RPC mode is really idle (unit tests on event sequences, no Node)."""
-from pytest_tbreplay.pi import RunState
+from pytest_tbreplay.harnesses.pi.events import RunState
 
 
 def drive(events, answers):

@@ -5,13 +5,13 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.llama import CACHE
-from pytest_tbreplay.profiles import Profile, ProfileError, load_profile
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.cache import CACHE
+from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
 from pytest_tbreplay.run import cassette_name, check_replay_metadata
 
 INNER = """
-from pytest_tbreplay.harness import TaskSpec
+from pytest_tbreplay.core.trial import TaskSpec
 
 def test_hello(live):
     for words in ("five", "three"):  # two trials in one test: two cassettes

@@ -4,10 +4,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_tbreplay.harness import Endpoint, ReferenceHarness, Run, TaskSpec
-from pytest_tbreplay.profiles import BASE_PROMPT, ProfileError, load_profile
-from pytest_tbreplay.replay import ReplayEngine, ReplayTransport
-from pytest_tbreplay.tools import parse_partial_json
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.harnesses.reference import ReferenceHarness, Run
+from pytest_tbreplay.core.profiles import BASE_PROMPT, ProfileError, load_profile
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
+from pytest_tbreplay.replay.tools import parse_partial_json
 
 MITIGATED, BASELINE = load_profile("mitigated"), load_profile("baseline")
 
@@ -68,12 +69,12 @@ def test_the_harness_refuses_before_any_chat_request(load_cassette):
 
 
 def test_the_pi_harness_refuses_before_pi_starts(load_cassette, monkeypatch):
-    from pytest_tbreplay import pi
-    from pytest_tbreplay.replay import ReplayServer
+    from pytest_tbreplay.harnesses import pi as pi
+    from pytest_tbreplay.replay.server import ReplayServer
     c = load_cassette(SHAPES / "overflow-32k.yaml")
-    monkeypatch.setattr(pi, "pi_problem", lambda version: None)  # refused before pi would be needed
+    monkeypatch.setattr(pi.adapter, "pi_problem", lambda version: None)  # refused before pi would be needed
     started = []
-    monkeypatch.setattr(pi.subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(pi.pool.subprocess, "Popen", lambda *a, **k: started.append(a))
     with ReplayServer(ReplayEngine(c)) as server, pytest.raises(ProfileError, match="n_ctx 32768"):
         pi.PiHarness(MITIGATED.replace(context_window=131072, headroom=0)).run(
             TaskSpec.from_cassette(c), Endpoint(server.url, cassette=c))

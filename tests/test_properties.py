@@ -18,13 +18,14 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import factory
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.replay import ReplayEngine, ReplayError, ReplayServer, ReplayTransport
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayError, ReplayTransport
+from pytest_tbreplay.replay.server import ReplayServer
 from pytest_tbreplay.run import replay_cassette
-from pytest_tbreplay.sse import SSEError, format_event, iter_events, split_events
-from pytest_tbreplay.tools import ToolReplayError
+from pytest_tbreplay.core.sse import SSEError, format_event, iter_events, split_events
+from pytest_tbreplay.replay.tools import ToolReplayError
 
 pytestmark = pytest.mark.fuzz
 OWN_ERRORS = (cs.CassetteError, ReplayError, ToolReplayError, SSEError)

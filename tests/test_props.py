@@ -6,9 +6,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.llama import ServerDown, n_ctx_of, read_props
-from pytest_tbreplay.replay import ReplayEngine, ReplayTransport
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.props import ServerDown, n_ctx_of, read_props
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
 
 SENTINEL = Path(__file__).parent / "cassettes" / "sentinel.yaml"
 
@@ -58,8 +58,9 @@ def test_a_server_still_loading_is_waited_for_through_its_health():
 def test_a_server_loading_past_the_deadline_is_still_loading_and_in_a_harness_infra():
     import time
 
-    from pytest_tbreplay.harness import InfraError, server_n_ctx
-    from pytest_tbreplay.loading import StillLoading
+    from pytest_tbreplay.core.trial import InfraError
+    from pytest_tbreplay.core.props import server_n_ctx
+    from pytest_tbreplay.core.loading import StillLoading
     transport, _ = _loading_then_ready(10**6)
     with httpx.Client(base_url="http://loading", transport=transport) as client:
         with pytest.raises(StillLoading, match="still loading"):

@@ -7,12 +7,13 @@ import httpx
 import pytest
 
 from factory import wait_recorded
-from pytest_tbreplay import cassette
-from pytest_tbreplay.cassette import Cassette, Interaction, ToolResult
-from pytest_tbreplay.llama import LlamaServer
-from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.replay import ReplayEngine, ReplayServer
-from pytest_tbreplay.sse import DONE, format_event, iter_events
+from pytest_tbreplay.core import cassette
+from pytest_tbreplay.core.cassette import Cassette, Interaction, ToolResult
+from pytest_tbreplay.server.llama import LlamaServer
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.replay.engine import ReplayEngine
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.core.sse import DONE, format_event, iter_events
 
 live = pytest.mark.live
 CHAT = "/v1/chat/completions"

@@ -11,11 +11,12 @@ import pytest
 import fake_upstream
 from factory import wait_recorded
 from fake_upstream import FakeUpstream
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.harness import Endpoint, ReferenceHarness, TaskSpec
-from pytest_tbreplay.profiles import load_profile
-from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.sse import DONE, iter_events
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec
+from pytest_tbreplay.harnesses.reference import ReferenceHarness
+from pytest_tbreplay.core.profiles import load_profile
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.core.sse import DONE, iter_events
 
 CHAT = "/v1/chat/completions"
 META = {"task": "t", "instruction": "x", "server": {"n_ctx": 8192, "model": "/home/someone/models/SmolLM2-Q4.gguf"},
@@ -122,7 +123,7 @@ def test_503_loading_model_past_the_wait_is_infra_with_the_reason(upstream, tmp_
 
 
 def test_the_reference_harness_waits_out_503_loading_model_without_a_proxy(upstream, tmp_path, monkeypatch):
-    from pytest_tbreplay import harness
+    from pytest_tbreplay.harnesses import reference as harness
     fake_upstream.LOADING_UNTIL[0] = time.monotonic() + 30
     monkeypatch.setattr(harness, "LOAD_WAIT_S", 1.0)
     try:

@@ -1,5 +1,5 @@
 """The reconstructed cassettes are honest: their scripted tool results are what running the calls
-gives (cassettes/reconstruct.py --check), and path-tracing-reverse climbs as the analysis saw it."""
+gives (tools/reconstruct.py --check), and path-tracing-reverse climbs as the analysis saw it."""
 import importlib.util
 import json
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
@@ -15,7 +15,7 @@ CASSETTES = ROOT / "cassettes"
 
 @pytest.fixture(scope="module")
 def reconstruct():
-    spec = importlib.util.spec_from_file_location("tbreplay_reconstruct", CASSETTES / "reconstruct.py")
+    spec = importlib.util.spec_from_file_location("tbreplay_reconstruct", CASSETTES.parent / "tools" / "reconstruct.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

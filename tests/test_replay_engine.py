@@ -4,9 +4,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.replay import ReplayEngine, ReplayMismatch, ReplayServer, ReplayTransport, exceed_body
-from pytest_tbreplay.sse import iter_events
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayMismatch, ReplayTransport
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.core.wire import exceed_body
+from pytest_tbreplay.core.sse import iter_events
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTINEL_FILE = Path("/tmp/tbreplay-sentinel/replay-ran-a-recorded-command")
@@ -116,7 +118,7 @@ def test_replay_never_runs_a_recorded_command(replay):
     SENTINEL_FILE.unlink(missing_ok=True)
     # verify off: the sentinel's `touch` produces a file and its "Finished" would rightly be sent
     # back for a check the cassette has no answer for
-    from pytest_tbreplay.profiles import load_profile
+    from pytest_tbreplay.core.profiles import load_profile
     mitigated = load_profile("mitigated").replace(verify_before_done=False)
     result = replay(ROOT / "tests" / "cassettes" / "sentinel.yaml", mitigated, strict=True)
     assert result.trial.messages[3] == {"role": "tool", "tool_call_id": "call_sent001", "content": "created"}

@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from factory import minimal, raw_exchange
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import replay
-from pytest_tbreplay.replay import ReplayEngine, ReplayError, ReplayServer
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.replay import server as replay_server
+from pytest_tbreplay.replay.engine import ReplayEngine, ReplayError
+from pytest_tbreplay.replay.server import ReplayServer
 
 CHAT = "/v1/chat/completions"
 
@@ -98,7 +99,7 @@ def test_a_closed_server_stops_answering_a_kept_alive_connection():
 
 
 def test_a_client_silent_mid_request_is_dropped_after_the_read_timeout(monkeypatch):
-    monkeypatch.setattr(replay._Handler, "timeout", 0.5)
+    monkeypatch.setattr(replay_server._Handler, "timeout", 0.5)
     with ReplayServer(engine()) as s:
         host, port = s.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as c:

@@ -5,14 +5,14 @@ import sys
 from pathlib import Path
 
 from factory import minimal
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # A save that is SIGKILLed after its temp file is written, before the rename: the worst moment.
 KILLED_SAVE = """
 import os, signal, sys
-from pytest_tbreplay import cassette as cs
+from pytest_tbreplay.core import cassette as cs
 sys.path.insert(0, sys.argv[2])
 from factory import minimal
 os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)

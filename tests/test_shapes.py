@@ -1,5 +1,5 @@
 """Issue 10, item 6: the mitigations on reconstructed failures of other shapes than the three
-recorded trials (cassettes/shapes.py), in the style of test_mitigations.py: the recorded failure
+recorded trials (tools/shapes.py), in the style of test_mitigations.py: the recorded failure
 under `baseline`, the fix under `mitigated` with numbers, and the one policy switched off to show
 that this policy is what fixes it. Every test runs for both harnesses."""
 import copy
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay.profiles import load_profile
+from pytest_tbreplay.core.profiles import load_profile
 
 SHAPES = Path(__file__).resolve().parent.parent / "cassettes" / "shapes"
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
@@ -150,7 +150,7 @@ def test_cut_write_mitigated_is_not_run_and_the_model_is_told_where(replay, harn
 
 @pytest.mark.harnesses
 def test_cut_write_nudge_off_runs_the_cut_write_and_replay_diverges(replay, harness):
-    from pytest_tbreplay.tools import ToolDivergence
+    from pytest_tbreplay.replay.tools import ToolDivergence
     with pytest.raises(ToolDivergence) as e:
         replay(shape("cut-write"), MITIGATED.replace(length_nudge=False), harness)
     assert "--- recorded content" in e.value.diff and "+++ sent content" in e.value.diff
@@ -159,7 +159,7 @@ def test_cut_write_nudge_off_runs_the_cut_write_and_replay_diverges(replay, harn
 
 @pytest.mark.harnesses
 def test_tool_replay_with_another_path_diverges_with_a_diff(replay, harness, load_cassette):
-    from pytest_tbreplay.tools import ToolDivergence
+    from pytest_tbreplay.replay.tools import ToolDivergence
     c = copy.deepcopy(load_cassette("db-wal-recovery"))  # the session's copy is shared: edit our own
     write = next(r for it in c.interactions for r in it.tool_results if r.name == "write")
     write.arguments = dict(write.arguments, path="/app/other.json")  # the recording wrote elsewhere
@@ -172,8 +172,8 @@ def test_tool_replay_with_another_path_diverges_with_a_diff(replay, harness, loa
 def test_shape_tool_results_are_what_running_the_calls_gives_now(tmp_path, name, make):
     """The generator runs every tool call at reconstruct time: rerun, it gives the same results."""
     import importlib.util
-    from pytest_tbreplay import cassette as cs
-    spec = importlib.util.spec_from_file_location("shapes_gen", SHAPES.parent / "shapes.py")
+    from pytest_tbreplay.core import cassette as cs
+    spec = importlib.util.spec_from_file_location("shapes_gen", SHAPES.parent.parent / "tools" / "shapes.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     fresh = tmp_path / f"{name}.yaml"

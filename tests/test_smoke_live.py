@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from pytest_tbreplay import smoke
-from pytest_tbreplay.harness import TaskSpec
-from pytest_tbreplay.tasks import load_tasks
+from pytest_tbreplay.smoke import report as smoke
+from pytest_tbreplay.core.trial import TaskSpec
+from pytest_tbreplay.smoke.tasks import load_tasks
 
 from harbor_run import harbor_problem, run_trial
 

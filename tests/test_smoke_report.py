@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pytest_tbreplay import smoke
-from pytest_tbreplay.tasks import load_tasks
+from pytest_tbreplay.smoke import report as smoke
+from pytest_tbreplay.smoke.tasks import load_tasks
 
 
 def rec(outcome, tps=30.0, task="regex-log"):

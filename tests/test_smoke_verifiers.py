@@ -5,7 +5,7 @@ every wrong answer under wrong/ fails.
 """
 import pytest
 
-from pytest_tbreplay.tasks import load_tasks
+from pytest_tbreplay.smoke.tasks import load_tasks
 
 TASKS = load_tasks()
 CASES = [(name, "oracle") for name in TASKS] + [(name, None) for name in TASKS] + [

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_tbreplay.sse import Framer, SSEError, blocks, format_event, iter_events, split_events
+from pytest_tbreplay.core.sse import Framer, SSEError, blocks, format_event, iter_events, split_events
 
 
 def test_split_events_reads_each_data_event():

@@ -6,10 +6,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pytest_tbreplay import sweep as sw
+from pytest_tbreplay.serverconfig import sweep as sw
 from pytest_tbreplay.cli import main
-from pytest_tbreplay.llama import CACHE
-from pytest_tbreplay.profiles import load_profile
+from pytest_tbreplay.core.cache import CACHE
+from pytest_tbreplay.core.profiles import load_profile
 
 
 def test_a_setting_is_a_request_field_a_server_flag_or_a_model():
@@ -190,7 +190,7 @@ def test_the_task_workload_sends_the_setting_and_scores_the_trial():
 
 INNER_LIVE = """
 import pytest
-from pytest_tbreplay.harness import TaskSpec
+from pytest_tbreplay.core.trial import TaskSpec
 
 @pytest.mark.smoke
 def test_hi(live):

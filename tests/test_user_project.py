@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay import pi
+from pytest_tbreplay.harnesses import pi as pi
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
@@ -202,8 +202,8 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
                    check=True)
     pytester.makepyfile("""
         import pytest_tbreplay
-        from pytest_tbreplay.smoke import THRESHOLDS, thresholds_for
-        from pytest_tbreplay.tasks import load_tasks
+        from pytest_tbreplay.smoke.report import THRESHOLDS, thresholds_for
+        from pytest_tbreplay.smoke.tasks import load_tasks
 
         def test_installed(replay):
             assert "site" in pytest_tbreplay.__file__  # the wheel's copy, not a checkout

@@ -1,14 +1,14 @@
 """Verify-before-done's gate (issue 10 item 3): which actions produce output, which check it, on
 table-driven claim/check shapes (tests/data/verify_cases.json) run through both implementations:
-pytest_tbreplay/verify.py (reference harness) and pi_extensions/gate.ts (pi)."""
+pytest_tbreplay/policies/gate.py (reference harness) and harnesses/pi/extensions/lib/gate.ts (pi)."""
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay import pi
-from pytest_tbreplay.verify import RULES_FILE, SUCCESS_CLAIM, VerifyGate
+from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.policies.gate import RULES_FILE, SUCCESS_CLAIM, VerifyGate
 
 DATA = Path(__file__).parent / "data"
 CASES = json.loads((DATA / "verify_cases.json").read_text())
@@ -48,7 +48,7 @@ def test_the_demand_says_what_produced_each_artifact():
 
 @pytest.mark.skipif(not pi.pi_binary().exists(), reason="pi is not installed (tbreplay install-pi)")
 def test_the_pi_gate_decides_every_shape_as_the_python_gate():
-    done = subprocess.run(["node", str(DATA / "run_gate.mjs"), str(pi.EXTENSIONS / "gate.ts"), str(RULES_FILE),
+    done = subprocess.run(["node", str(DATA / "run_gate.mjs"), str(pi.LIBRARIES / "gate.ts"), str(RULES_FILE),
                            str(DATA / "verify_cases.json"), SUCCESS_CLAIM.pattern, str(pi.pi_dir())],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

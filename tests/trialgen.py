@@ -185,7 +185,7 @@ def manifest(profile: str = "mitigated", n_ctx: int = 262144) -> dict:
     """MitigatedPi's agent/tbreplay.json (pytest_tbreplay/harbor.py documents its keys)."""
     from dataclasses import asdict
 
-    from pytest_tbreplay.profiles import load_profile
+    from pytest_tbreplay.core.profiles import load_profile
     prof = load_profile(profile)
     p = asdict(prof) | prof.budget(n_ctx).sizes()  # the sizes as sent (`auto` resolved for this server)
     return {"format": 1, "agent": "tbreplay-mitigated-pi", "pi_version": "0.73.1", "model": MODEL,
@@ -196,7 +196,7 @@ def manifest(profile: str = "mitigated", n_ctx: int = 262144) -> dict:
 
 def first_request(m: dict) -> dict:
     """agent/tbreplay-request.json: the first request without its conversation."""
-    from pytest_tbreplay.tools import pi_tools
+    from pytest_tbreplay.replay.tools import pi_tools
     p = m["profile"]
     return {"model": MODEL, "messages": [{"role": "system", "content": "You are pi, as logged.\nCurrent date: 2026-11-01"}],
             "stream": True, "stream_options": {"include_usage": True}, "store": False,

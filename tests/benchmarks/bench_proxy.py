@@ -15,9 +15,9 @@ import time
 
 import httpx
 
-from pytest_tbreplay.llama import LlamaServer
-from pytest_tbreplay.proxy import RecordingProxy
-from pytest_tbreplay.sse import DONE, iter_events
+from pytest_tbreplay.server.llama import LlamaServer
+from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.core.sse import DONE, iter_events
 
 CHAT = "/v1/chat/completions"
 

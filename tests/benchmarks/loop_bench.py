@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from loop_family import as_arguments, corpus, cut_at, runaway, tokens  # noqa: E402
-from pytest_tbreplay import cassette as cs  # noqa: E402
-from pytest_tbreplay.loopdetect import LoopDetector  # noqa: E402
+from pytest_tbreplay.core import cassette as cs  # noqa: E402
+from pytest_tbreplay.policies.loopdetect import LoopDetector  # noqa: E402
 
 CYCLES = [10, 30, 100, 300, 1000, 2000]
 VARIATIONS = [0.0, 0.1, 0.2, 0.3]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay import summarize as sm
-from pytest_tbreplay.importer import import_trial
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.analysis import summarize as sm
+from pytest_tbreplay.analysis.importer import import_trial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trialgen import long_trial, trial_result, write_trial  # noqa: E402

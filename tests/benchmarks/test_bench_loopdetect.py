@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for loop_family
 from loop_family import STDLIB_MODULES, as_arguments, deltas, stdlib_text, tokens  # noqa: E402
-from pytest_tbreplay.loopdetect import LoopDetector  # noqa: E402
+from pytest_tbreplay.policies.loopdetect import LoopDetector  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 

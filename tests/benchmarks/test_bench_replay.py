@@ -9,10 +9,11 @@ import pytest
 from vcr.persisters.filesystem import FilesystemPersister
 from vcr.serializers import yamlserializer
 
-from pytest_tbreplay import cassette as cs
-from pytest_tbreplay.loopdetect import LoopDetector
-from pytest_tbreplay.replay import ReplayEngine, ReplayServer
-from pytest_tbreplay.sse import iter_events
+from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.policies.loopdetect import LoopDetector
+from pytest_tbreplay.replay.engine import ReplayEngine
+from pytest_tbreplay.replay.server import ReplayServer
+from pytest_tbreplay.core.sse import iter_events
 
 pytestmark = pytest.mark.benchmark
 POLYGLOT = Path(__file__).resolve().parents[2] / "cassettes" / "polyglot-rust-c.yaml"

@@ -1,4 +1,4 @@
-// Runs pi_extensions/gate.ts (through jiti, as pi loads extensions) on tests/data/verify_cases.json
+// Runs harnesses/pi/extensions/lib/gate.ts (through jiti, as pi loads extensions) on tests/data/verify_cases.json
 // and prints what it decided, one JSON object per case: test_verify.py compares it with verify.py.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";

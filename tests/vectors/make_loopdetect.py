@@ -1,7 +1,7 @@
 """Write tests/vectors/loopdetect.json: streams and where the Python LoopDetector trips on them.
 
 Both implementations are checked against it: tests/test_loopdetect.py feeds every stream to
-pytest_tbreplay.loopdetect, and (through run_loopdetect.ts under Node) to pi_extensions/loopdetect.ts.
+pytest_tbreplay.policies.loopdetect, and (through run_loopdetect.ts under Node) to harnesses/pi/extensions/lib/loopdetect.ts.
 Regenerate after changing the algorithm or its parameters:
     PYTHONPATH=. python tests/vectors/make_loopdetect.py"""
 import json
@@ -13,8 +13,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
 from loop_family import as_arguments, deltas, runaway, stdlib_text, tokens  # noqa: E402
-from pytest_tbreplay import cassette as cs  # noqa: E402
-from pytest_tbreplay.loopdetect import LoopDetector  # noqa: E402
+from pytest_tbreplay.core import cassette as cs  # noqa: E402
+from pytest_tbreplay.policies.loopdetect import LoopDetector  # noqa: E402
 
 
 def pieces(text: str, seed: int, kind: str = "t") -> list[list[str]]:

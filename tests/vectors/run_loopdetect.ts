@@ -1,8 +1,8 @@
-// Feed every stream of a vector file to pi_extensions/loopdetect.ts and print where it tripped,
+// Feed every stream of a vector file to harnesses/pi/extensions/lib/loopdetect.ts and print where it tripped,
 // as JSON (tests/test_loopdetect.py compares it with the Python detector's answers). Run with
 // the jiti that pi installs: node <pi>/node_modules/jiti/lib/jiti-cli.mjs run_loopdetect.ts FILE
 import { readFileSync } from "node:fs";
-import { LoopDetector } from "../../pytest_tbreplay/pi_extensions/loopdetect.ts";
+import { LoopDetector } from "../../pytest_tbreplay/harnesses/pi/extensions/lib/loopdetect.ts";
 
 const vectors = JSON.parse(readFileSync(process.argv[process.argv.length - 1], "utf8"));
 const results = vectors.cases.map((c: any) => {

@@ -1,0 +1,13 @@
+"""TODO-DOC"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CACHE = Path(os.environ.get("TBREPLAY_CACHE", Path.home() / ".cache" / "pytest-tbreplay"))
+
+
+def progress(step: str) -> None:
+    """One line per setup step (and per tenth of the build), so a cold setup shows where its minutes go."""
+    print(f"tbreplay setup: {step}", file=sys.stderr, flush=True)

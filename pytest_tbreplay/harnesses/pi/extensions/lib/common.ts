@@ -1,0 +1,65 @@
+// Shared by the tbreplay extensions: the run's configuration (written by pytest_tbreplay/harnesses/pi),
+// the event log the pi harness reads back, and the state several extensions need (the verify gate, how
+// many nudges went out). State lives on globalThis because each `-e` file may get its own copy of
+// this module.
+import { appendFileSync, readFileSync } from "node:fs";
+import { VerifyGate } from "./gate.ts";
+
+export const config = JSON.parse(readFileSync(process.env.TBREPLAY_PI_CONFIG!, "utf8"));
+
+/** Whether this trial's profile turns the extension on: a kept pi loads every extension
+ * (the pi harness ALL_EXTENSIONS), so each one checks before it registers anything. */
+export function on(extension: string): boolean {
+	return config.on.includes(extension);
+}
+
+export function log(kind: string, data: object = {}): void {
+	// Synchronous on purpose: pi prints agent_end only after the extensions' agent_end handlers
+	// returned, so whoever reads the log after agent_end sees every decision made for that run.
+	appendFileSync(config.log, JSON.stringify({ kind, ...data }) + "\n");
+}
+
+type State = {
+	log: string; // the trial this state belongs to (its event log)
+	gate: VerifyGate;
+	observed: Set<string>;
+	nudges: number;
+	assistantMessages: number;
+	next: string[];
+	compactionCancelled: boolean; // auto_compaction.ts declined the compaction pi started
+};
+// A kept pi (the pi harness's pool) runs many trials: pi loads the extensions again for each new session,
+// and a new trial has a new log, so state from the trial before it is dropped here.
+const kept: State | undefined = (globalThis as any).__tbreplay;
+export const state: State = kept?.log === config.log ? kept : ((globalThis as any).__tbreplay = {
+	log: config.log,
+	gate: new VerifyGate(config.verify_rules, config.success_pattern),
+	observed: new Set<string>(),
+	nudges: 0,
+	assistantMessages: 0,
+	next: [],
+	compactionCancelled: false,
+});
+
+/** Book a finished tool call in the verify gate once (several extensions may see it); true if it
+ * checked produced output. */
+export function observe(e: any): boolean {
+	if (state.observed.has(e.toolCallId)) return false;
+	state.observed.add(e.toolCallId);
+	return state.gate.observe(e.toolName, e.input, textOf(e), !!e.isError);
+}
+
+/** Ask for `text` as the next user message once pi is idle: the pi harness's RPC driver reads it from the
+ * log, print_continue.ts (print mode, Harbor) from state.next. */
+export function queueNext(text: string, as: "nudge" | "verify_demand"): void {
+	log("next", { text, as });
+	state.next.push(text);
+}
+
+export function lastAssistant(messages: any[]): any {
+	return [...messages].reverse().find((m) => m.role === "assistant");
+}
+
+export function textOf(message: any): string {
+	return (message?.content ?? []).filter((c: any) => c.type === "text").map((c: any) => c.text).join("");
+}

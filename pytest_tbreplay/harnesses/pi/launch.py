@@ -1,0 +1,137 @@
+"""TODO-DOC"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_tbreplay.core.profiles import Budget, Profile
+from pytest_tbreplay.core.trial import TaskSpec
+from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VERIFY_CONTRACT, rules
+from pytest_tbreplay.policies.loopdetect import LoopDetector
+from pytest_tbreplay.policies.texts import (
+    MAX_NUDGES,
+    MAX_VERIFY_DEMANDS,
+    NUDGE,
+    SUMMARY_ASK,
+    SUMMARY_SYSTEM,
+    TOOL_RESULT_CUT,
+)
+from pytest_tbreplay.replay.tools import CUT_CALL
+
+EXTENSIONS = Path(__file__).parent / "extensions"
+LIBRARIES = EXTENSIONS / "lib"  # modules the extensions import (not extensions)
+PROVIDER = "tbreplay"
+# Preloaded into pi (NODE_OPTIONS=--import): print message_update events without their `partial`
+# and `message` copies of the whole message so far. pi prints one per streamed token, so the
+# 32,000-token runaway would print ~2.7 GB of JSON (quadratic in the turn's length): 12 s of pi's
+# time instead of 2. Only the printed line changes; pi's agent, session and extensions see the
+# full events, and the line keeps its prefix {"type":"message_update","assistantMessageEvent":{"type":…
+# It also gathers the lines of one event-loop turn into one write to the pipe.
+# (A string here, not a file in extensions/: the package ships only *.ts from there, and Node
+# 20 cannot --import TypeScript.)
+SLIM_UPDATES_JS = """\
+const stringify = JSON.stringify;
+JSON.stringify = function (value, ...rest) {
+  if (rest.length === 0 && value?.type === "message_update" && value.assistantMessageEvent) {
+    const { type, contentIndex, delta } = value.assistantMessageEvent;
+    return stringify({ type: "message_update", assistantMessageEvent: { type, contentIndex, delta } });
+  }
+  return stringify(value, ...rest);
+};
+// One write per turn of the event loop instead of one per event: pi writes a line per streamed
+// token, each a syscall on the pipe. Pipes are synchronous on Linux, so what is left is written
+// at exit too.
+const write = process.stdout.write.bind(process.stdout);
+let pending = [];
+const flush = () => { if (pending.length) { const text = pending.join(""); pending = []; write(text); } };
+process.stdout.write = function (chunk, encoding, callback) {
+  if (typeof encoding === "function" || typeof callback === "function" || typeof chunk !== "string") {
+    flush();
+    return write(chunk, encoding, callback);
+  }
+  if (pending.push(chunk) === 1) setImmediate(flush);
+  return true;
+};
+process.on("exit", flush);
+"""
+
+# Print mode's spare prompts (print_continue.ts): one per message the extensions may ask for, plus
+# one per possible overflow retry.
+PLACEHOLDER = "__PI_NEXT__"
+
+
+def print_args(spare_prompts: int) -> list[str]:
+    """pi's print-mode arguments; the instruction itself goes to pi's stdin. On the command line
+    pi's parser reads a message starting with `-` as an option and one starting with `@` as a file
+    to include (cli/args.js); piped stdin is taken as it is (main.js readPipedStdin, only trimmed).
+    The empty message after -p is the one pi joins to the stdin text (cli/initial-message.js), so
+    the spare prompts stay whole prompts."""
+    return ["-p", ""] + [PLACEHOLDER] * spare_prompts
+SPARE_PROMPTS = MAX_NUDGES + MAX_VERIFY_DEMANDS + 2
+
+
+# -- configuration --------------------------------------------------------------------------------
+def uses_rpc(p: Profile) -> bool:
+    """RPC mode when a policy has to continue a run that pi itself would end."""
+    return p.overflow_retry or p.loop_detector or p.length_nudge or p.verify_before_done
+
+
+# Load order matters for before_provider_request: replay_tools.ts logs the payload after dry.ts
+# changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
+# acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
+ALL_EXTENSIONS = ("dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts",
+                  "proactive_compaction.ts", "replay_tools.ts")
+
+
+def extensions(p: Profile, replay: bool) -> list[str]:
+    """The extension files a profile turns on, in load order (ALL_EXTENSIONS)."""
+    on = {
+        "dry.ts": bool(p.dry),
+        "loop_detector.ts": p.loop_detector,
+        "length_nudge.ts": p.length_nudge,
+        "verify_before_done.ts": p.verify_before_done,
+        # pi's own compaction, shaped: it keeps the last step, cancels an unwanted kind (pi has one
+        # switch for both), starts the summary with the task (anchored if asked).
+        "auto_compaction.ts": p.compacts,
+        # Proactive compaction inside a run (before the request that would pass the window), which
+        # pi itself does only between runs.
+        "proactive_compaction.ts": p.proactive_compaction,
+        "replay_tools.ts": replay,
+    }
+    return [name for name in ALL_EXTENSIONS if on[name]]
+
+
+def models_json(base_url: str, model: str, window: int, max_tokens: int) -> dict:
+    # No compat overrides: pi then sends max_completion_tokens = min(maxTokens, 32000), as it did
+    # in the failing run.
+    return {"providers": {PROVIDER: {
+        "baseUrl": base_url, "api": "openai-completions", "apiKey": "none",
+        "models": [{"id": model, "contextWindow": window, "maxTokens": max_tokens, "reasoning": False}]}}}
+
+
+def settings_json(p: Profile, model: str, budget: Budget) -> dict:
+    return {"defaultProvider": PROVIDER, "defaultModel": model, "quietStartup": True,
+            "enableInstallTelemetry": False,
+            # Off in baseline: there the overflow compaction would only start after print mode
+            # stopped printing (the trial is lost either way), and its summary request would reach
+            # the server unseen.
+            "compaction": {"enabled": p.compacts,
+                           "reserveTokens": budget.reserve_tokens, "keepRecentTokens": budget.keep_recent_tokens}}
+
+
+def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, model: str, log: Path,
+                     tool_results: Path | None) -> dict:
+    """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
+    Python modules, so both harnesses apply the same policies."""
+    return {"log": str(log), "on": extensions(p, replay=tool_results is not None),
+            "tool_results": str(tool_results) if tool_results else None,
+            "base_url": base_url, "model": model, "dry": p.dry or {},
+            "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
+            "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
+            "max_verify_demands": MAX_VERIFY_DEMANDS, "verify_rules": {k: v for k, v in rules().items() if k != "_re"},
+            "success_pattern": SUCCESS_CLAIM.pattern, "summary_system": SUMMARY_SYSTEM,
+            "summary_ask": SUMMARY_ASK, "tool_result_cut": TOOL_RESULT_CUT, "cut_call": CUT_CALL,
+            "max_tokens": budget.max_tokens, "summary_tokens": budget.summary_tokens,
+            "keep_recent_tokens": budget.keep_recent_tokens, "length_nudge": p.length_nudge,
+            "proactive_compaction": p.proactive_compaction,
+            "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
+            "loop": LoopDetector().params()}

@@ -1,0 +1,229 @@
+"""The live smoke set: per-trial records, the thresholds per model, the report and the table."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_tbreplay.smoke.tasks import SMOKE_ROOT, Task, VerifierResult
+from pytest_tbreplay.core.trial import Trial
+
+THRESHOLDS = SMOKE_ROOT / "thresholds.yaml"
+
+
+class ThresholdError(LookupError):
+    pass
+
+
+def thresholds_for(model: str, path: Path = THRESHOLDS) -> dict:
+    """The floors for a model: an exact key, else the key contained in the model's name."""
+    table = yaml.safe_load(Path(path).read_text())
+    if model in table:
+        return table[model]
+    for key, floors in table.items():
+        if key.lower() in model.lower():
+            return floors
+    raise ThresholdError(f"{path}: no thresholds for model {model!r}; add an entry "
+                         f"(known: {', '.join(table)})")
+
+
+def record(task: Task, trial: Trial, verdict: VerifierResult | None, model: str) -> dict:
+    """One smoke trial as the report keeps it. Infra errors and timeouts are not model failures."""
+    if trial.outcome in ("infra", "timeout"):
+        outcome = trial.outcome
+    else:
+        outcome = "passed" if verdict and verdict.passed else "failed"
+    m = trial.metrics()
+    return {"task": task.name, "task_class": task.task_class, "harness": trial.harness, "profile": trial.profile,
+            "model": model, "outcome": outcome, "turns": m["turns"], "stop_reasons": trial.stop_reasons,
+            "peak_prompt_tokens": m["peak_prompt_tokens"], "compactions": m["compactions"],
+            "decode_tps": m["decode_tps"], "wall_s": round(trial.wall_s, 2), "error": trial.error,
+            "verifier_output": (verdict.output[-2000:] if verdict else None)}
+
+
+def totals(records: list[dict]) -> dict:
+    scored = [r for r in records if r["outcome"] in ("passed", "failed", "timeout")]
+    rates = [r["decode_tps"] for r in records if r["decode_tps"]]
+    return {"trials": len(records), "scored": len(scored),
+            "passed": sum(r["outcome"] == "passed" for r in scored),
+            "infra": sum(r["outcome"] == "infra" for r in records),
+            "timeouts": sum(r["outcome"] == "timeout" for r in records),
+            "pass_rate": sum(r["outcome"] == "passed" for r in scored) / len(scored) if scored else None,
+            "decode_tps_median": statistics.median(rates) if rates else None}
+
+
+def check(records: list[dict], floors: dict) -> list[str]:
+    """What falls below the model's floors (empty when the run meets them)."""
+    t, problems = totals(records), []
+    if t["pass_rate"] is None:
+        problems.append("no trial was scored (all infra errors)")
+    elif t["pass_rate"] < floors["pass_rate"]:
+        problems.append(f"pass rate {t['pass_rate']:.0%} ({t['passed']}/{t['scored']}) is below the "
+                        f"floor {floors['pass_rate']:.0%}")
+    if t["decode_tps_median"] is None:
+        problems.append("no decode rate was measured")
+    elif t["decode_tps_median"] < floors["decode_tok_s"]:
+        problems.append(f"decode {t['decode_tps_median']:.1f} tok/s is below the floor {floors['decode_tok_s']} tok/s")
+    return problems
+
+
+def write_report(records: list[dict], path: Path) -> dict:
+    """JSON report, one record per trial plus totals; written atomically."""
+    report = {"trials": records, "totals": totals(records)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+    return report
+
+
+def table(records: list[dict]) -> list[str]:
+    lines = [f"{'task':26} {'result':8} {'turns':>5} {'stop reasons':34} {'peak ctx':>8} {'compactions':12} {'tok/s':>7}"]
+    for r in records:
+        stops = ",".join(f"{s}x{r['stop_reasons'].count(s)}" for s in dict.fromkeys(r["stop_reasons"]))
+        tps = f"{r['decode_tps']:.1f}" if r["decode_tps"] else "-"
+        lines.append(f"{r['task'][:26]:26} {r['outcome']:8} {r['turns']:>5} {stops[:34]:34} "
+                     f"{r['peak_prompt_tokens']:>8} {','.join(r['compactions']) or '-':12} {tps:>7}")
+    t = totals(records)
+    rate = f"{t['pass_rate']:.0%}" if t["pass_rate"] is not None else "-"
+    med = f"{t['decode_tps_median']:.1f}" if t["decode_tps_median"] else "-"
+    lines.append(f"pass rate {rate} ({t['passed']}/{t['scored']} scored, {t['infra']} infra, "
+                 f"{t['timeouts']} timeouts); median decode {med} tok/s")
+    return lines
+
+
+class SmokeReport:
+    """The smoke records of one session (from this process or from xdist workers): written as a
+    JSON report, checked against the model's floors, printed as a table. The plugin registers one
+    per config, so an inner pytest session (pytester) keeps its own."""
+
+    def __init__(self, config):
+        self.config, self.records, self.path, self.problems = config, [], None, []
+
+    def pytest_runtest_logreport(self, report):
+        for key, value in getattr(report, "user_properties", []):
+            if key == "tbreplay_smoke" and report.when == "call":
+                self.records.append(json.loads(value))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        if not self.records or hasattr(self.config, "workerinput"):
+            return
+        opt = self.config.option
+        self.path = Path(opt.smoke_report or self.config.rootpath / ".tbreplay" / "smoke-report.json")
+        write_report(self.records, self.path)
+        try:
+            self.problems = check(self.records, thresholds_for(self.records[0]["model"]))
+        except ThresholdError as e:
+            self.problems = [str(e)]
+        if self.problems:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.records:
+            return
+        tr = terminalreporter
+        tr.section("tbreplay smoke")
+        for line in table(self.records):
+            tr.write_line(line)
+        tr.write_line(f"report: {self.path}")
+        for p in self.problems:
+            tr.write_line(f"THRESHOLD FAILED: {p}", red=True)
+        if not self.problems:
+            tr.write_line(f"thresholds for {self.records[0]['model']}: met", green=True)
+
+
+# -- the real benchmark path: the same tasks through `harbor run` ------------------------------
+HARBOR_AGENT = "pytest_tbreplay.harbor:MitigatedPi"
+# Harbor 0.26 writes each exception's policy into result.json; older results lack it. Then these
+# are the types its table (harbor/models/trial/error_policy.py) does not grade: the
+# infrastructure's, not the model's (failure-analysis §4-E).
+HARBOR_UNGRADED = ("EnvironmentStartTimeoutError", "SandboxBuildFailedError", "AgentSetupTimeoutError",
+                   "HealthcheckError", "AddTestsDirError", "DownloadVerifierDirError")
+
+
+def harbor_command(task: str | Path, model: str, jobs_dir: Path, job_name: str, *, api_base: str,
+                   time_scale: float = 1.0, n_ctx: int | None = None, profile: str | None = None,
+                   agent: str = HARBOR_AGENT, environment: str | None = None, harbor: str = "harbor") -> list[str]:
+    """`harbor run` of one task with our agent into jobs_dir/job_name. `task` is a task folder
+    (`-p`, e.g. smoke/regex-log) or a Terminal-Bench 2.0 task name (`-d terminal-bench@2.0 -i`).
+    `-n 1`: Harbor's default 4 would put four trials on one llama-server."""
+    where = ["-p", str(task)] if Path(task).is_dir() else ["-d", "terminal-bench@2.0", "-i", str(task)]
+    kwargs = [f"api_base={api_base}"] + ([f"n_ctx={n_ctx}"] if n_ctx else []) + ([f"profile={profile}"] if profile else [])
+    return [harbor, "run", *where, "-a", agent, "-m", model if "/" in model else f"openai/{model}",
+            *[a for kw in kwargs for a in ("--ak", kw)], "-n", "1", "-k", "1",
+            "--timeout-multiplier", str(time_scale), "-o", str(jobs_dir), "--job-name", job_name, "-y", "-q",
+            *(["-e", environment] if environment else [])]
+
+
+def harbor_trial(job_dir: Path, task_name: str) -> tuple[Path, dict] | None:
+    """The trial of `task_name` in a job folder, by what its own result.json says (the folder name
+    ends in a random suffix); the latest finished one if the job holds several."""
+    found = []
+    for path in Path(job_dir).glob("*/result.json"):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and r.get("task_name") == task_name and r.get("trial_name"):
+            found.append((r.get("finished_at") or r.get("started_at") or "", path.parent, r))
+    return max(found, key=lambda f: f[0])[1:] if found else None
+
+
+def harbor_outcome(r: dict) -> str:
+    """passed | failed | timeout | infra, read through Harbor's own error policy: what Harbor does
+    not grade is infra; NonZeroAgentExitCodeError and AgentTimeoutError are graded failures."""
+    exc = r.get("exception_info") or {}
+    kind = exc.get("exception_type")
+    if kind:
+        policy = exc.get("policy") or {"should_grade": kind not in HARBOR_UNGRADED}
+        if not policy.get("should_grade", True):
+            return "infra"
+        if kind == "AgentTimeoutError":
+            return "timeout"
+    reward = ((r.get("verifier_result") or {}).get("rewards") or {}).get("reward")
+    return "passed" if reward == 1 and r.get("reward_valid", True) is not False else "failed"
+
+
+def harbor_record(task: Task, job_dir: Path, model: str, profile: str = "mitigated") -> dict:
+    """One smoke record from the trial Harbor wrote (result.json, agent/trajectory.json)."""
+    found = harbor_trial(job_dir, task.name)
+    rec = {"task": task.name, "task_class": task.task_class, "harness": "pi (harbor)", "profile": profile,
+           "model": model, "outcome": "infra", "turns": 0, "stop_reasons": [], "peak_prompt_tokens": 0,
+           "compactions": [], "decode_tps": None, "wall_s": 0, "error": f"no trial of {task.name} in {job_dir}",
+           "verifier_output": None}
+    if not found:
+        return rec
+    trial, r = found
+    exc = r.get("exception_info") or {}
+    steps = _trajectory_steps(trial / "agent" / "trajectory.json")
+    prompts = [(s.get("metrics") or {}).get("prompt_tokens") or 0 for s in steps]
+    stdout = trial / "verifier" / "test-stdout.txt"
+    return rec | {"outcome": harbor_outcome(r), "turns": len(prompts), "peak_prompt_tokens": max(prompts, default=0),
+                  "stop_reasons": [(s.get("extra") or {}).get("stop_reason") or "?" for s in steps],
+                  "wall_s": _seconds(r.get("started_at"), r.get("finished_at")),
+                  "error": f"{exc['exception_type']}: {exc.get('exception_message', '')[-1000:]}" if exc else None,
+                  "verifier_output": stdout.read_text()[-2000:] if stdout.is_file() else None}
+
+
+def _trajectory_steps(path: Path) -> list[dict]:
+    """The model's steps (those with token metrics) of an ATIF trajectory."""
+    try:
+        steps = json.loads(path.read_text()).get("steps") or []
+    except (OSError, ValueError):
+        return []
+    return [s for s in steps if s.get("source") == "agent" and s.get("metrics")]
+
+
+def _seconds(start: str | None, end: str | None) -> float:
+    from datetime import datetime
+    try:
+        return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 2)
+    except (TypeError, ValueError):
+        return 0
