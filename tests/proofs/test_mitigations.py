@@ -23,6 +23,7 @@ def test_a_baseline_feeds_the_context_past_its_window_into_the_400(replay, harne
     assert r.trial.stop_reason == "error" and r.trial.compactions == []
 
 
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_a_mitigated_compacts_before_the_server_limit(replay, harness):
     r = replay("path-tracing-reverse", MITIGATED.replace(overflow_retry=False), harness)
     budget = MITIGATED.budget(N_CTX)
@@ -38,6 +39,7 @@ def test_a_mitigated_compacts_before_the_server_limit(replay, harness):
 
 
 # -- (b) a context 400 routed into compaction and one retry -----------------------------------
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_b_mitigated_turns_the_400_into_compaction_and_a_retry(replay, harness):
     r = replay("path-tracing-reverse", MITIGATED.replace(proactive_compaction=False), harness)
     statuses = [s.status for s in r.served]
@@ -63,6 +65,7 @@ def test_c_baseline_lets_the_runaway_run_to_32000_tokens(replay, harness):
     assert r.trial.stop_reason == "length" and len(r.trial.turns) == 5  # the trial ends on it
 
 
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_c_mitigated_caps_the_turn_at_16384(replay, harness):
     r = replay("polyglot-rust-c", MITIGATED.replace(loop_detector=False), harness)
     assert {req.get("max_tokens", req.get("max_completion_tokens")) for req in r.requests} == {16384}
@@ -72,6 +75,7 @@ def test_c_mitigated_caps_the_turn_at_16384(replay, harness):
 
 
 # -- (d) the streaming loop detector ----------------------------------------------------------
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_d_loop_detector_cuts_the_runaway_long_before_the_cap(replay, harness):
     r = replay("polyglot-rust-c", MITIGATED, harness)
     runaway = r.trial.turns[4]
@@ -87,6 +91,7 @@ def test_e_baseline_ends_silently_on_the_length_stop(replay, harness):
     assert r.trial.outcome == "completed" and r.trial.stop_reason == "length"
 
 
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_e_mitigated_nudges_and_the_trial_goes_on(replay, harness):
     r = replay("polyglot-rust-c", MITIGATED.replace(loop_detector=False), harness)
     after = r.served[5].request["messages"][-1]
@@ -109,6 +114,7 @@ def test_f_baseline_ends_on_the_fabricated_done(replay, harness):
     assert not any(t.verifier_ran for t in r.trial.turns)
 
 
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_f_mitigated_sends_the_model_back_to_verify(replay, harness):
     r = replay("db-wal-recovery", MITIGATED, harness)
     assert VERIFY_CONTRACT in str(r.served[0].request["messages"][0]["content"])
@@ -132,6 +138,7 @@ def compacted_request(r):
     return r.served[i + 1].request
 
 
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_g_mitigated_summary_keeps_task_criteria_and_files_verbatim(replay, harness):
     r = replay("path-tracing-reverse", MITIGATED, harness)
     meta = r.cassette.metadata
@@ -169,6 +176,7 @@ def test_h_telemetry_marks_compactions_and_checks(replay, harness):
 
 
 # -- (i) DRY sampler settings with each request -----------------------------------------------
+@pytest.mark.pi_sample  # the fast tier's pi trial of this policy
 def test_i_dry_fields_in_every_mitigated_request(replay, harness):
     dry = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 2}
     mitigated = replay("polyglot-rust-c", MITIGATED, harness).requests

@@ -9,7 +9,7 @@ import yaml
 
 from pytest_tbreplay.core import cassette as cs
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
 
 

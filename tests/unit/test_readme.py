@@ -1,7 +1,7 @@
 """The README's quick start is exactly what CI runs."""
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ci_runs_the_readme_quick_start():

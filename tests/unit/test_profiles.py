@@ -12,7 +12,7 @@ from pytest_tbreplay.replay.tools import parse_partial_json
 
 MITIGATED, BASELINE = load_profile("mitigated"), load_profile("baseline")
 
-SHAPES = Path(__file__).resolve().parent.parent / "cassettes" / "shapes"
+SHAPES = Path(__file__).resolve().parents[2] / "cassettes" / "shapes"
 
 
 @given(st.integers(8192, 262144))

@@ -10,7 +10,7 @@ import pytest
 from pytest_tbreplay.harnesses import pi as pi
 from pytest_tbreplay.policies.gate import RULES_FILE, SUCCESS_CLAIM, VerifyGate
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CASES = json.loads((DATA / "verify_cases.json").read_text())
 CRITERIA = ["crit A", "crit B"]
 
@@ -46,7 +46,7 @@ def test_the_demand_says_what_produced_each_artifact():
     assert "Re-running what produced an output is not a check" in demand
 
 
-@pytest.mark.skipif(not pi.pi_binary().exists(), reason="pi is not installed (tbreplay install-pi)")
+@pytest.mark.needs("pi")
 def test_the_pi_gate_decides_every_shape_as_the_python_gate():
     done = subprocess.run(["node", str(DATA / "run_gate.mjs"), str(pi.LIBRARIES / "gate.ts"), str(RULES_FILE),
                            str(DATA / "verify_cases.json"), SUCCESS_CLAIM.pattern, str(pi.pi_dir())],

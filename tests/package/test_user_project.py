@@ -11,7 +11,7 @@ import pytest
 
 from pytest_tbreplay.harnesses import pi as pi
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
 
 # A user's test of the sentinel cassette, by name, using only the documented result object.
@@ -154,7 +154,7 @@ def test_both_harnesses_only_when_marked(pytester, monkeypatch):
     only.assert_outcomes(passed=1)
 
 
-@pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")  # then the reason is Node's
+@pytest.mark.needs("node")  # then the reason is Node's
 def test_pi_is_never_installed_by_a_test(pytester, tmp_path, monkeypatch):
     """Without pi in the cache a pi test is skipped saying what to run, and the cache stays empty."""
     monkeypatch.delenv("CI", raising=False)

@@ -205,7 +205,7 @@ def props_via_node(url: str, model: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-@pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")
+@pytest.mark.needs("node")
 @pytest.mark.parametrize("paths", [("/props?model=qwen%2Fa%20b",), ("/upstream/qwen%2Fa%20b/props",)])
 def test_the_props_lookup_finds_n_ctx_behind_llama_swap(paths):
     handler = type("H", (LlamaSwapLike,), {"paths": paths})
@@ -218,7 +218,7 @@ def test_the_props_lookup_finds_n_ctx_behind_llama_swap(paths):
     assert found["url"] == url + paths[0] and found["props"]["default_generation_settings"]["n_ctx"] == 65536
 
 
-@pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")
+@pytest.mark.needs("node")
 def test_the_props_lookup_reads_a_plain_llama_server_and_says_why_when_it_cannot():
     engine = ReplayEngine(cs.load(ROOT / "tests" / "cassettes" / "sentinel.yaml"))
     with ReplayServer(engine) as server:
@@ -239,8 +239,7 @@ def test_mitigated_pi_needs_harbor_and_says_so():
 
 
 # -- the real Harbor -------------------------------------------------------------------------------
-needs_harbor = pytest.mark.skipif(bool(harbor_problem()) and not os.environ.get("CI"),
-                                  reason=harbor_problem() or "")
+needs_harbor = pytest.mark.needs("harbor")
 
 
 @needs_harbor

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_tbreplay.core.profiles import load_profile
 
-SHAPES = Path(__file__).resolve().parent.parent / "cassettes" / "shapes"
+SHAPES = Path(__file__).resolve().parents[2] / "cassettes" / "shapes"
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 SERVERS = {"8k": 8192, "32k": 32768, "64k": 65536, "128k": 131072, "256k": 262144}
 

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_tbreplay.core import cassette as cs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "cassettes"
 
 

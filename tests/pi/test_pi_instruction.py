@@ -14,7 +14,7 @@ from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.replay.engine import ReplayEngine
 from pytest_tbreplay.replay.server import ReplayServer
 
-needs_node = pytest.mark.skipif(bool(pi.node_problem()), reason=pi.node_problem() or "")
+needs_node = pytest.mark.needs("pi")
 TRICKY = ["- do X first", "--version", "-p", "@/etc/hostname", "@nonexistent-file", "--- a yaml fence"]
 
 

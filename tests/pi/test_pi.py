@@ -14,12 +14,12 @@ from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
 from pytest_tbreplay.replay.server import ReplayServer
 from pytest_tbreplay.replay.tools import ToolReplayError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
 SENTINEL_FILE = Path("/tmp/tbreplay-sentinel/replay-ran-a-recorded-command")
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 
-needs_pi = pytest.mark.skipif(bool(pi.pi_problem()), reason=pi.pi_problem() or "")
+needs_pi = pytest.mark.needs("pi")
 
 
 def run_pi(cassette: cs.Cassette, profile, mode=None) -> tuple:

@@ -91,7 +91,7 @@ def test_no_orphan_when_the_python_process_dies(sig):
     outlives its parent, not how fast: on a loaded 2-core machine the child's exit took over
     15 s, so the waits are generous (the test still ends as soon as both are gone)."""
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
-                             cwd=os.path.dirname(os.path.dirname(__file__)))
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     try:
         pid = int(child.stdout.readline())
         assert alive(pid)

@@ -22,7 +22,7 @@ from pytest_tbreplay.run import replay_cassette
 from pytest_tbreplay.analysis.whatif import table, whatif
 from trialgen import Session, bash, long_trial, manifest, trial_result, write, write_trial
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OVERFLOW_400 = "400 request (262300 tokens) exceeds the available context size (262144 tokens), try increasing it"
 
 
@@ -325,8 +325,7 @@ FIRST = {"path-tracing-reverse": ("proactive_compaction", r"compaction before tu
          "db-wal-recovery": ("verify_before_done", r"verify demand instead of ending on 'Done! I recovered all 11")}
 
 
-@pytest.mark.parametrize("harness", ["reference", pytest.param("pi", marks=pytest.mark.skipif(
-    bool(pi.pi_problem()), reason=pi.pi_problem() or ""))])
+@pytest.mark.parametrize("harness", ["reference", pytest.param("pi", marks=pytest.mark.needs("pi"))])
 def test_whatif_answers_the_analysis_experiments_for_its_three_failures(harness):
     results = []
     for name, (mitigation, text) in FIRST.items():

@@ -10,7 +10,7 @@ from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.props import ServerDown, n_ctx_of, read_props
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
 
-SENTINEL = Path(__file__).parent / "cassettes" / "sentinel.yaml"
+SENTINEL = Path(__file__).parents[1] / "cassettes" / "sentinel.yaml"
 
 
 def test_props_through_the_replay_transport_give_the_recorded_n_ctx():

@@ -7,7 +7,7 @@ from pathlib import Path
 from factory import minimal
 from pytest_tbreplay.core import cassette as cs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # A save that is SIGKILLed after its temp file is written, before the rename: the worst moment.
 KILLED_SAVE = """

@@ -19,7 +19,7 @@ from pytest_tbreplay.harnesses.reference import Answer, Run
 from pytest_tbreplay.policies.loopdetect import LoopDetector, text_repetition
 from pytest_tbreplay.core.profiles import load_profile
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"
 JITI = pi.pi_dir() / "node_modules" / "jiti" / "lib" / "jiti-cli.mjs"
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
@@ -191,8 +191,7 @@ def test_python_detector_matches_the_vectors(case):
     assert run_python(vectors()["params"], case["stream"]) == case["expect"]
 
 
-@pytest.mark.skipif(bool(pi.node_problem()) or not JITI.exists(),
-                    reason=pi.node_problem() or "pi is not installed (tbreplay setup installs it with jiti)")
+@pytest.mark.needs("jiti")
 def test_typescript_port_matches_the_vectors():
     node = shutil.which("node")
     done = subprocess.run([node, str(JITI), str(VECTORS / "run_loopdetect.ts"), str(VECTORS / "loopdetect.json")],

@@ -10,7 +10,7 @@ from pytest_tbreplay.replay.server import ReplayServer
 from pytest_tbreplay.core.wire import exceed_body
 from pytest_tbreplay.core.sse import iter_events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SENTINEL_FILE = Path("/tmp/tbreplay-sentinel/replay-ran-a-recorded-command")
 
 

@@ -100,7 +100,7 @@ def test_every_profile_field_with_a_wrong_type_is_named_in_the_error(tmp_path_fa
 
 
 # -- the metadata replay reads is checked when a cassette is loaded -------------------------------------
-SENTINEL_META = cs.load(__import__("pathlib").Path(__file__).parent / "cassettes" / "sentinel.yaml").metadata
+SENTINEL_META = cs.load(__import__("pathlib").Path(__file__).parents[1] / "cassettes" / "sentinel.yaml").metadata
 
 
 @pytest.mark.parametrize("key, value, message", [
