@@ -20,21 +20,25 @@ from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core import redact
+from pytest_tbreplay.core.harbor_result import harbor_outcome
 from pytest_tbreplay.core.llama_stream import Answer, ToolCall, sse, word_pieces
-from pytest_tbreplay.harnesses.pi.session import Call, Session, SessionError, read_session, text_of
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
-from pytest_tbreplay.core.wire import exceed_body
+from pytest_tbreplay.core.wire import exceed_body, overflow_sizes
+from pytest_tbreplay.harnesses.pi.session import (
+    Call,
+    Session,
+    SessionError,
+    read_session,
+    text_of,
+)
 from pytest_tbreplay.replay.tools import DATA, pi_tools
 
 URI = "http://llama-server/v1/chat/completions"
-OVERFLOW = re.compile(r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)")
 HTTP_ERROR = re.compile(r"^(\d{3})\b\s*(.*)", re.S)
 PI_VERSION = "0.73.1"
 # What Harbor's own pi agent configures: models.json without contextWindow or maxTokens, so pi's
 # defaults (model-registry.js: 128000 and 16384), and none of this project's mitigations.
 HARBOR_PI_PROFILE = {"name": "harbor-pi", "context_window": 128000, "max_tokens": 16384}
-INFRA_EXCEPTIONS = {"EnvironmentStartTimeoutError", "SandboxBuildFailedError", "AgentSetupTimeoutError",
-                    "HealthcheckError", "EnvironmentBuildTimeoutError", "DockerError"}
 EXCERPT = 2000  # characters of verifier output and stderr kept in the metadata
 
 
@@ -184,8 +188,8 @@ class _Importer:
             if value:
                 return int(value), source
         for call in self.session.calls:
-            if m := OVERFLOW.search(call.message.get("errorMessage") or ""):
-                return int(m.group(2)), "overflow message"
+            if sizes := overflow_sizes(call.message.get("errorMessage") or ""):
+                return sizes[1], "overflow message"
         return None, "unknown"
 
     # -- requests ----------------------------------------------------------------------------------
@@ -275,8 +279,8 @@ class _Importer:
         return pieces, tool_calls
 
     def _error(self, request: dict, message: str) -> cs.Interaction:
-        if m := OVERFLOW.search(message):
-            status, body = 400, json.dumps(exceed_body(int(m.group(1)), int(m.group(2))))
+        if sizes := overflow_sizes(message):
+            status, body = 400, json.dumps(exceed_body(*sizes))
         else:
             self.synthesized.add("error bodies other than the context 400 (pi keeps only the message)")
             code = HTTP_ERROR.match(message)
@@ -389,22 +393,9 @@ def _model_name(model: str | None) -> str | None:
 
 
 def _outcome(result: dict, layout: str, reward) -> str:
-    """passed | failed | timeout | infra | error | incomplete (no result.json yet)."""
-    if layout == "pi-session":
-        return "unknown"
-    if not result:
-        return "incomplete"
-    kind = (result.get("exception_info") or {}).get("exception_type")
-    policy = (result.get("exception_info") or {}).get("policy") or {}
-    if kind == "AgentTimeoutError":
-        return "timeout"
-    if kind in INFRA_EXCEPTIONS or policy.get("should_grade") is False:
-        return "infra"
-    if kind:
-        return "error"
-    if reward is None:
-        return "incomplete"
-    return "passed" if float(reward) >= 1.0 else "failed"
+    """passed | failed | timeout | infra | error | incomplete (no result.json yet); unknown for a
+    bare pi session."""
+    return "unknown" if layout == "pi-session" else harbor_outcome(result, reward)
 
 
 def _pairs(m: dict, results: list[dict]):

@@ -11,11 +11,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pytest_tbreplay.analysis.importer import (
+    TrialImportError,
+    find_trials,
+    locate,
+    trial_facts,
+)
 from pytest_tbreplay.core import cassette as cs
-from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VerifyGate
-from pytest_tbreplay.analysis.importer import OVERFLOW, TrialImportError, find_trials, locate, trial_facts
-from pytest_tbreplay.harnesses.pi.session import SessionError, read_session, text_of
 from pytest_tbreplay.core.sse import DONE
+from pytest_tbreplay.core.wire import OVERFLOW_SIZES, is_overflow
+from pytest_tbreplay.harnesses.pi.session import SessionError, read_session, text_of
+from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VerifyGate
 
 MODES = {"A": "overflow into compaction", "A'": "context 400, trial lost", "B": "runaway length stop",
          "C": "timeout", "D": "confident false success", "E": "infra", "F": "other failure"}
@@ -128,7 +134,7 @@ def from_trial(path: Path) -> Record:
         r.stop_reasons[stop] = r.stop_reasons.get(stop, 0) + 1
         usage = m.get("usage") or {}
         prompt = int(usage.get("input", 0)) + int(usage.get("cacheRead", 0)) + int(usage.get("cacheWrite", 0))
-        if over := OVERFLOW.search(m.get("errorMessage") or ""):
+        if over := OVERFLOW_SIZES.search(m.get("errorMessage") or ""):
             prompt = int(over.group(1))
         r.peak_prompt_tokens = max(r.peak_prompt_tokens, prompt)
         thinking, text = _split(m, int(usage.get("output", 0)))
@@ -141,7 +147,7 @@ def from_trial(path: Path) -> Record:
             r.compactions[kind] = r.compactions.get(kind, 0) + 1
     r.turns = len(calls)
     last = calls[-1].message if calls else {}
-    r.overflow_lost = bool(OVERFLOW.search(last.get("errorMessage") or ""))
+    r.overflow_lost = bool(OVERFLOW_SIZES.search(last.get("errorMessage") or ""))
     r.final_text = text_of(last)
     return r
 
@@ -170,7 +176,7 @@ def _split(m: dict, output: int) -> tuple[int, int]:
 def _after_overflow(branch: list[dict], compaction: dict) -> bool:
     at = next(i for i, e in enumerate(branch) if e["id"] == compaction["id"])
     before = [e for e in branch[:at] if e.get("type") == "message"]
-    return bool(before) and bool(OVERFLOW.search(before[-1]["message"].get("errorMessage") or ""))
+    return bool(before) and bool(OVERFLOW_SIZES.search(before[-1]["message"].get("errorMessage") or ""))
 
 
 def from_cassette(c: cs.Cassette) -> Record:
@@ -186,7 +192,7 @@ def from_cassette(c: cs.Cassette) -> Record:
     for it in calls:
         if it.status != 200:
             r.stop_reasons["error"] = r.stop_reasons.get("error", 0) + 1
-            if '"exceed_context_size_error"' in it.body:
+            if is_overflow(it.status, it.body):
                 r.peak_prompt_tokens = max(r.peak_prompt_tokens, json.loads(it.body)["error"]["n_prompt_tokens"])
             continue
         turn = _turn(it)
@@ -201,7 +207,7 @@ def from_cassette(c: cs.Cassette) -> Record:
     # An imported trial keeps its compactions as answered summary requests.
     r.compactions = {"summary": sum(1 for it in c.interactions if (it.scripted or "").startswith("imported:"))}
     r.turns = len(calls)
-    r.overflow_lost = bool(calls) and calls[-1].status == 400 and "exceed_context_size_error" in calls[-1].body
+    r.overflow_lost = bool(calls) and is_overflow(calls[-1].status, calls[-1].body)
     return r
 
 

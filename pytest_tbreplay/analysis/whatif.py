@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import Profile
+from pytest_tbreplay.core.wire import is_overflow
 from pytest_tbreplay.replay.engine import ReplayMismatch
-from pytest_tbreplay.run import Replayed, replay_cassette
 from pytest_tbreplay.replay.tools import ToolReplayError
+from pytest_tbreplay.run import Replayed, replay_cassette
 
 # The analysis' §7 experiment each mitigation belongs to (1 = first to run).
 EXPERIMENT = {"proactive_compaction": 1, "overflow_retry": 1, "dry": 2, "max_tokens": 3, "loop_detector": 3,
@@ -94,7 +95,7 @@ def effects(c: cs.Cassette, r: Replayed) -> list[Effect]:
 
 def _compaction(reason: str, k: int, trial, recorded: list[cs.Interaction]) -> Effect:
     before = next((x["tokens_before"] for x in trial.compactions if x["reason"] == reason), None)
-    overflow = next((it for it in recorded if it.status == 400 and "exceed_context_size_error" in it.body), None)
+    overflow = next((it for it in recorded if is_overflow(it.status, it.body)), None)
     at = f" at {before:,} tokens" if before else ""
     if reason == "overflow":
         return Effect("overflow_retry", k, f"the context 400 before turn {k} routed into compaction{at} and a retry")

@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""The package cache (`TBREPLAY_CACHE`, default ~/.cache/pytest-tbreplay): the built llama-server,
+the installed pis, and progress lines for the long installs."""
 from __future__ import annotations
 
 import os

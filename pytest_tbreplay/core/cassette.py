@@ -36,6 +36,7 @@ import yaml
 
 from pytest_tbreplay.core import redact as redaction
 from pytest_tbreplay.core.sse import DONE, SSEError, split_events
+from pytest_tbreplay.core.wire import EXCEED_TYPE, is_overflow
 
 VCR_VERSION = 1  # vcrpy's cassette version
 FORMAT = 2  # our metadata.format: 2 added the message store
@@ -43,7 +44,6 @@ READABLE_FORMATS = (1, 2)  # 1: every request body complete
 PROVENANCES = ("recorded", "imported", "reconstructed")
 REQUIRED_METADATA = ("format", "task", "provenance", "server", "harness_profile", "failure_mode")
 REDACTED = redaction.REDACTED
-EXCEED_TYPE = "exceed_context_size_error"  # llama-server's 400 for a prompt over the context
 MAX_OFFSET_S = 7 * 24 * 3600.0  # a week: far beyond any trial; a bigger offset is a broken file
 
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -327,7 +327,7 @@ def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int], chec
         request["messages"] = [store[k] for k in _ranges(raw["messages"], len(store), path, i)]
     if "messages" in request:
         _check_messages(request["messages"], "request messages", bad, seen)
-    if it.status == 400 and EXCEED_TYPE in it.body:  # replay reads the recorded prompt size from it
+    if is_overflow(it.status, it.body):  # replay reads the recorded prompt size from it
         error = _json(it.body, "response.body", bad) if not it.streamed else None
         if not (isinstance(error, dict) and isinstance(error.get("error"), dict)
                 and type(error["error"].get("n_prompt_tokens")) is int):

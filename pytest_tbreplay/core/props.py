@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""What a running llama-server says of itself (/props): its per-slot n_ctx, read with the wait a
+server still loading its model needs; a server that is down is `ServerDown`."""
 from __future__ import annotations
 
 import functools

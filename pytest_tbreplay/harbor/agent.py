@@ -54,14 +54,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shlex
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.core.profiles import (
+    BASE_PROMPT,
+    Budget,
+    Profile,
+    ProfileError,
+    load_profile,
+)
 from pytest_tbreplay.core.trial import TaskSpec
-from pytest_tbreplay.core.profiles import BASE_PROMPT, Budget, Profile, ProfileError, load_profile
+from pytest_tbreplay.core.wire import OVERFLOW_TEXT
+from pytest_tbreplay.harnesses import pi as pi
 
 ROOT = "/opt/tbreplay-pi"  # everything this agent puts into the container
 LOGS = "/logs/agent"  # Harbor collects this folder
@@ -114,7 +120,6 @@ class PiExitError(RuntimeError):
     """pi exited non-zero or never reached the model (Harbor's NonZeroAgentExitCodeError in MitigatedPi)."""
 
 
-OVERFLOW = re.compile(r"exceeds the available context size|context length|maximum context", re.I)
 
 
 class MitigatedPiAgent:
@@ -213,7 +218,7 @@ class MitigatedPiAgent:
         if m.get("role") != "assistant" or m.get("stopReason") != "error":
             return
         error = m.get("errorMessage") or "(no message)"
-        if OVERFLOW.search(error):
+        if OVERFLOW_TEXT.search(error):
             raise self.overflow_error(f"the server refused pi's last request, and no compaction and retry got past "
                                       f"it: {error} (per-slot n_ctx {n_ctx}; pi's window {window}, profile "
                                       f"{self.profile.name})")
@@ -280,8 +285,11 @@ def _build():
     """MitigatedPi: MitigatedPiAgent as a Harbor BaseAgent (needs Harbor, Python >= 3.12)."""
     try:
         from harbor.agents.base import BaseAgent
-        from harbor.agents.installed.base import (ContextWindowExceededError, NonZeroAgentExitCodeError,
-                                                  UnsupportedModelParametersError)
+        from harbor.agents.installed.base import (
+            ContextWindowExceededError,
+            NonZeroAgentExitCodeError,
+            UnsupportedModelParametersError,
+        )
         from harbor.agents.installed.pi import Pi
         from harbor.agents.options import AgentOptions
         from pydantic import Field

@@ -24,6 +24,7 @@ from pytest_tbreplay.core.profiles import Budget, Profile
 from pytest_tbreplay.core.props import server_n_ctx
 from pytest_tbreplay.core.sse import DONE, SSEError, iter_events
 from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial, Turn
+from pytest_tbreplay.core.wire import is_overflow_error
 from pytest_tbreplay.policies.gate import VERIFY_CONTRACT, VerifyGate
 from pytest_tbreplay.policies.loopdetect import LoopDetector
 from pytest_tbreplay.policies.texts import (
@@ -119,8 +120,7 @@ class OverflowRetry(Policy):
         self.retried_turn = -1
 
     def on_error(self, run, ans):
-        overflow = ans.error.get("type") == "exceed_context_size_error" or \
-            "exceeds the available context size" in str(ans.error.get("message"))
+        overflow = is_overflow_error(ans.error)
         if not overflow or self.retried_turn == len(run.trial.turns):
             return False
         self.retried_turn = len(run.trial.turns)

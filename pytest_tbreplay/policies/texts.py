@@ -1,4 +1,6 @@
-"""TODO-DOC"""
+"""The words the mitigations say to the model, one home for both harnesses (the pi extensions get them
+through their config): the system prompt, the loop nudge, the compaction summary's request, and
+the anchor a summary starts with (task, acceptance criteria, files produced)."""
 from __future__ import annotations
 
 from pytest_tbreplay.core.trial import TaskSpec

@@ -16,9 +16,15 @@ from typing import Iterable, Iterator
 
 import httpx
 
-from pytest_tbreplay.core.cassette import EXCEED_TYPE, Cassette, Interaction
+from pytest_tbreplay.core.cassette import Cassette, Interaction
 from pytest_tbreplay.core.sse import DONE, format_event
-from pytest_tbreplay.core.wire import exceed_body, max_tokens_of, message_text
+from pytest_tbreplay.core.wire import (
+    exceed_body,
+    is_overflow,
+    max_tokens_of,
+    message_text,
+    overflow_n_prompt,
+)
 
 
 class ReplayError(AssertionError):
@@ -80,13 +86,9 @@ def render(request: dict, limit: int = 400) -> list[str]:
     return lines
 
 
-def _is_exceed(it: Interaction) -> bool:
-    return it.status == 400 and EXCEED_TYPE in it.body
-
-
 def _recorded_prompt_tokens(it: Interaction) -> int | None:
-    if _is_exceed(it):
-        return json.loads(it.body)["error"]["n_prompt_tokens"]
+    if is_overflow(it.status, it.body):
+        return overflow_n_prompt(it.body)
     return it.usage.get("prompt_tokens")
 
 
@@ -174,11 +176,11 @@ class ReplayEngine:
         n_ctx = self.cassette.n_ctx
         tokens = self.estimate_tokens(request, i)
         if n_ctx is not None and tokens >= n_ctx:
-            if _is_exceed(it):
+            if is_overflow(it.status, it.body):
                 self._mark(i)
             self.served.append(Served(request, None, 400, tokens))
             return Reply(400, "application/json", [(0.0, json.dumps(exceed_body(tokens, n_ctx)).encode())])
-        if _is_exceed(it):  # the request fits now (compacted): the recorded 400 does not apply
+        if is_overflow(it.status, it.body):  # the request fits now (compacted): the recorded 400 does not apply
             self._mark(i)
             i, it = self._find(request)
             tokens = self.estimate_tokens(request, i)

@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""The replay engine on a loopback port, for harnesses in another process (pi in Node): every
+request gets an HTTP status, slow or silent clients are dropped, and close() stops it for good."""
 from __future__ import annotations
 
 import socket

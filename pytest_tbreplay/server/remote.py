@@ -1,4 +1,4 @@
-"""TODO-DOC"""
+"""A llama-server (or llama-swap) that is already running elsewhere: `--server-url` in live mode."""
 from __future__ import annotations
 
 from dataclasses import dataclass

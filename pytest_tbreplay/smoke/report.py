@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_tbreplay.smoke.tasks import SMOKE_ROOT, Task, VerifierResult
+from pytest_tbreplay.core.harbor_result import harbor_outcome as read_outcome
 from pytest_tbreplay.core.trial import Trial
+from pytest_tbreplay.smoke.tasks import SMOKE_ROOT, Task, VerifierResult
 
 THRESHOLDS = SMOKE_ROOT / "thresholds.yaml"
 
@@ -141,13 +142,6 @@ class SmokeReport:
 
 # -- the real benchmark path: the same tasks through `harbor run` ------------------------------
 HARBOR_AGENT = "pytest_tbreplay.harbor:MitigatedPi"
-# Harbor 0.26 writes each exception's policy into result.json; older results lack it. Then these
-# are the types its table (harbor/models/trial/error_policy.py) does not grade: the
-# infrastructure's, not the model's (failure-analysis §4-E).
-HARBOR_UNGRADED = ("EnvironmentStartTimeoutError", "SandboxBuildFailedError", "AgentSetupTimeoutError",
-                   "HealthcheckError", "AddTestsDirError", "DownloadVerifierDirError")
-
-
 def harbor_command(task: str | Path, model: str, jobs_dir: Path, job_name: str, *, api_base: str,
                    time_scale: float = 1.0, n_ctx: int | None = None, profile: str | None = None,
                    agent: str = HARBOR_AGENT, environment: str | None = None, harbor: str = "harbor") -> list[str]:
@@ -177,18 +171,10 @@ def harbor_trial(job_dir: Path, task_name: str) -> tuple[Path, dict] | None:
 
 
 def harbor_outcome(r: dict) -> str:
-    """passed | failed | timeout | infra, read through Harbor's own error policy: what Harbor does
-    not grade is infra; NonZeroAgentExitCodeError and AgentTimeoutError are graded failures."""
-    exc = r.get("exception_info") or {}
-    kind = exc.get("exception_type")
-    if kind:
-        policy = exc.get("policy") or {"should_grade": kind not in HARBOR_UNGRADED}
-        if not policy.get("should_grade", True):
-            return "infra"
-        if kind == "AgentTimeoutError":
-            return "timeout"
-    reward = ((r.get("verifier_result") or {}).get("rewards") or {}).get("reward")
-    return "passed" if reward == 1 and r.get("reward_valid", True) is not False else "failed"
+    """passed | failed | timeout | infra (core.harbor_result's reading; a graded trial with no
+    reward failed)."""
+    outcome = read_outcome(r)
+    return "failed" if outcome in ("error", "incomplete") else outcome
 
 
 def harbor_record(task: Task, job_dir: Path, model: str, profile: str = "mitigated") -> dict:

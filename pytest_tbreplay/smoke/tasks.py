@@ -25,7 +25,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from pytest_tbreplay.shipped import shipped
 
 SMOKE_ROOT = shipped("smoke")  # inside the package when installed from a wheel

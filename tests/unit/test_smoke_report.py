@@ -86,3 +86,16 @@ def test_the_trial_is_found_by_its_own_result(tmp_path):
     (tmp_path / "regex-log__broken" / "result.json").write_text("{not json")
     rec = smoke.harbor_record(task, tmp_path, "m")
     assert rec["outcome"] == "passed" and rec["wall_s"] == 540 and rec["error"] is None
+
+
+def test_import_and_the_smoke_report_classify_a_harbor_trial_alike():
+    """One reading of result.json (core.harbor_result): summarize and the smoke report agree."""
+    from pytest_tbreplay.analysis.importer import _outcome
+    graded = {"should_grade": True}
+    cases = [harbor_result(reward=1.0), harbor_result(reward=0.0), harbor_result(exc="DockerError"),
+             harbor_result(exc="EnvironmentBuildTimeoutError"), harbor_result(exc="AddTestsDirError"),
+             harbor_result(reward=0.0, exc="AgentTimeoutError", policy=graded),
+             harbor_result(reward=0.0, exc="NonZeroAgentExitCodeError", policy=graded)]
+    for r in cases:
+        imported = _outcome(r, "harbor", None)
+        assert smoke.harbor_outcome(r) == ("failed" if imported in ("error", "incomplete") else imported), r

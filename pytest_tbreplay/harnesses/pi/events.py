@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""pi's JSON events (print and RPC mode) turned into the turns of a `Trial`, and pi's messages
+into the OpenAI-style messages the reference harness keeps."""
 from __future__ import annotations
 
 import json

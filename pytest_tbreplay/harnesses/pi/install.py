@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""Which pi, and the Node it needs: the npm package and version, where `tbreplay setup` installs
+it (the package cache), and what is missing when it cannot run."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""TODO-DOC"""
+"""How pi is started for a profile: the command line, models.json, settings.json and the
+extension config, one builder for the local harness and the Harbor agent."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""TODO-DOC"""
+"""Kept pi processes: one pi in RPC mode serves many replayed trials, a new session each, since
+starting Node and pi costs more than most replayed trials. Idle ones are kept by command line
+(at most MAX_IDLE, oldest dropped) and stopped at exit."""
 from __future__ import annotations
 
 import atexit
