@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.shipped import find_cassette, ini_cassette_dir
 from pytest_tbreplay.server import llama
 from pytest_tbreplay.serverconfig.sweep import add_arguments as sweep_args
 
@@ -41,11 +42,17 @@ def _server(args) -> int:
     return 0
 
 
+def _cassette(args) -> Path:
+    """The cassette a NAME or path means, found as the pytest fixture finds it."""
+    folder = Path(args.cassette_dir) if args.cassette_dir else ini_cassette_dir(Path.cwd())
+    return find_cassette(args.cassette, folder)
+
+
 def _replay(args) -> int:
     from pytest_tbreplay.run import replay_cassette
     from pytest_tbreplay.core.profiles import load_profile
 
-    r = replay_cassette(cs.load(args.cassette), load_profile(args.profile), args.harness)
+    r = replay_cassette(cs.load(_cassette(args)), load_profile(args.profile), args.harness)
     r.engine.check()
     trial = r.trial
     print(json.dumps(trial.metrics(), indent=1))
@@ -57,7 +64,7 @@ def _replay(args) -> int:
 
 
 def _show(args) -> int:
-    c = cs.load(args.cassette)
+    c = cs.load(_cassette(args))
     m = c.metadata
     print(f"{c.path}: task {m['task']}, {m['provenance']}, n_ctx {c.n_ctx}, failure: {m['failure_mode']}")
     for i, it in enumerate(c.interactions):
@@ -172,12 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("server_args", nargs="*", help="extra llama-server flags, after --")
     s.set_defaults(func=_server)
     s = sub.add_parser("replay", help="replay a cassette against a harness and print the trial")
-    s.add_argument("cassette")
+    s.add_argument("cassette", help="a file, or a name (from --cassette-dir, the ini's tbreplay_cassette_dir, "
+                                    "./cassettes, else the packaged ones)")
+    s.add_argument("--cassette-dir", default=None)
     s.add_argument("--profile", default="baseline")
     s.add_argument("--harness", choices=("reference", "pi"), default="reference")
     s.set_defaults(func=_replay)
     s = sub.add_parser("show", help="summarize a cassette")
-    s.add_argument("cassette")
+    s.add_argument("cassette", help="a file or a name, as for replay")
+    s.add_argument("--cassette-dir", default=None)
     s.set_defaults(func=_show)
     s = sub.add_parser("lint-config", help="check a llama-swap config, a llama-server command line or a running "
                        "server against a harness profile and the failure analysis (exit 1 on errors)")

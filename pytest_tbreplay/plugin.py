@@ -1,8 +1,9 @@
 """The pytest face of pytest-tbreplay: options, markers, fixtures and the trial summary. Only
-wiring: running a trial is run.py's, the smoke set's report and floors are smoke.py's.
+wiring: running a trial is run.py's, the smoke set's report and floors are smoke/report.py's.
 
     pytest                         replay the cassettes (the default mode)
-    pytest --live [-m smoke]       run against a real llama-server (--server-url, else embedded)
+    pytest --live                  run live tests against a real llama-server (--server-url, else embedded)
+    pytest --live -m smoke --pyargs pytest_tbreplay.smoke    the smoke set
     pytest --live --record         ... and write the trials as cassettes
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pytest_tbreplay.core.props import LlamaServerError
 from pytest_tbreplay.server.remote import remote_server
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
 from pytest_tbreplay.run import HARNESSES, Lived, Replayed, cassette_name, live_trial, replay_cassette
-from pytest_tbreplay.shipped import shipped_cassettes
+from pytest_tbreplay.shipped import find_cassette
 from pytest_tbreplay.core.trial import Trial
 
 
@@ -45,9 +46,6 @@ def pytest_addoption(parser):
                 help="where cassettes are found and recorded (default: the ini's tbreplay_cassette_dir, "
                      "else a cassettes/ folder next to the test module)")
     g.addoption("--record-dir", default=None, help="where --record writes (default: the cassette dir)")
-    g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
-    g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
-    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
     parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")
@@ -151,19 +149,8 @@ def load_cassette(cassette_dir, _replays):
     """Load a cassette by path, or by name: from the cassette dir, else the packaged failure
     cassettes (polyglot-rust-c, path-tracing-reverse, db-wal-recovery, ...). The session loads a
     file once and every test gets that Cassette: treat it as read-only (copy.deepcopy it to edit)."""
-    def find(name: str | Path) -> Path:
-        path = Path(name)
-        if path.suffix:
-            return path.resolve()
-        shipped = shipped_cassettes()
-        for candidate in (cassette_dir / f"{name}.yaml", shipped.get(str(name))):
-            if candidate and candidate.is_file():
-                return candidate.resolve()
-        raise FileNotFoundError(f"cassette {name!r}: not in {cassette_dir} (set --cassette-dir or the ini's "
-                                f"tbreplay_cassette_dir) nor among the packaged ones ({', '.join(shipped)})")
-
     def load(name: str | Path) -> cs.Cassette:
-        path = find(name)
+        path = find_cassette(name, cassette_dir)
         key = ("cassette", str(path), path.stat().st_mtime_ns)
         if key not in _replays:
             _replays[key] = cs.load(path)
@@ -240,6 +227,26 @@ def live(request, llama_server, pytestconfig, cassette_dir, tmp_path):
             folder = Path(opt.record_dir) if opt.record_dir else cassette_dir
             saved = cs.save(c, folder / cassette_name(request.node.name, trials), overwrite=opt.record_mode == "rewrite")
         return Lived(trial, proxy, c, saved)
+    return run
+
+
+@pytest.fixture
+def run_smoke_task(live, llama_server, pytestconfig, request, tmp_path):
+    """Run one smoke task (smoke.tasks.Task) live and verify it: `run_smoke_task(task)` -> the
+    smoke report's record of it. The profile is --profile, else `mitigated` on a server of 64k
+    tokens or more and `mitigated-cpu` below; the harness is --harness, else `reference`."""
+    from pytest_tbreplay.smoke import report
+
+    def run(task, budget_scale: float = 1.0) -> dict:
+        opt = pytestconfig.option
+        app = task.prepare(tmp_path)
+        spec = TaskSpec(task.name, task.instruction_for(app), task.acceptance_for(app))
+        profile = opt.profile or ("mitigated" if llama_server.n_ctx >= 65536 else "mitigated-cpu")
+        r = live(spec, profile, opt.harness or "reference", workdir=app, budget_s=task.time_budget_s * budget_scale)
+        verdict = None if r.trial.outcome in ("infra", "timeout") else task.verify(app, timeout=600)
+        rec = report.record(task, r.trial, verdict, opt.model or llama_server.model)
+        request.node.user_properties.append(("tbreplay_smoke", json.dumps(rec)))
+        return rec
     return run
 
 

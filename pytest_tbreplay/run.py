@@ -129,5 +129,7 @@ def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: 
 
 def cassette_name(test_name: str, trial_number: int) -> str:
     """The file name --record gives a test's n-th trial (1-based): one cassette per trial."""
-    base = re.sub(r"[^\w.-]+", "_", test_name)
+    name, _, params = test_name.partition("[")  # test_x[regex-log-pi] -> test_x-regex-log-pi
+    parts = [name] + [p for p in re.split(r"[^\w.]+", params) if p]
+    base = "-".join(re.sub(r"[^\w.]+", "_", p).strip("_.") for p in parts)
     return f"{base}.yaml" if trial_number == 1 else f"{base}-{trial_number}.yaml"

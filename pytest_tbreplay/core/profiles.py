@@ -133,11 +133,16 @@ def _is(value, kind: str) -> bool:
 
 
 def check_field_types(data: dict, path: Path | str) -> None:
-    """Every field of a profile YAML against the type Profile declares, reported all at once."""
+    """Every field of a profile YAML against the type Profile declares, missing and unknown keys
+    too, all reported in one message."""
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile is a YAML mapping of fields, found {type(data).__name__}")
     hints = {f.name: f.type for f in dataclasses.fields(Profile)}
-    problems = []
+    required = [f.name for f in dataclasses.fields(Profile)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    problems = [f"{key} is missing (every profile names it)" for key in required if key not in data]
+    if unknown := sorted(str(k) for k in set(data) - set(hints)):
+        problems.append(f"unknown keys {unknown} (known: {sorted(hints)})")
     for key, value in data.items():
         kinds = [k.strip() for k in str(hints.get(key, "")).split("|")] if key in hints else []
         if kinds and not any(_is(value, k) for k in kinds):
@@ -167,10 +172,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         if set(data) - {"alias", "name"}:
             raise ProfileError(f"{path}: an alias profile holds only `alias` (and `name`)")
         return dataclasses.replace(load_profile(data["alias"]), name=data.get("name", path.stem))
+    data.setdefault("name", path.stem)  # a profile file is named by its file unless it says otherwise
     check_field_types(data, path)
-    known = {f.name for f in dataclasses.fields(Profile)}
-    if unknown := sorted(set(data) - known):
-        raise ProfileError(f"{path}: unknown profile keys {unknown}; known: {sorted(known)}")
     try:
         profile = Profile(**data)
     except TypeError as e:

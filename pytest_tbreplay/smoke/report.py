@@ -116,8 +116,8 @@ class SmokeReport:
     def pytest_sessionfinish(self, session):
         if not self.records or hasattr(self.config, "workerinput"):
             return
-        opt = self.config.option
-        self.path = Path(opt.smoke_report or self.config.rootpath / ".tbreplay" / "smoke-report.json")
+        config = self.config  # --smoke-report is this repository's option; a user's project gets the default
+        self.path = Path(config.getoption("smoke_report", None) or config.rootpath / ".tbreplay" / "smoke-report.json")
         write_report(self.records, self.path)
         try:
             self.problems = check(self.records, thresholds_for(self.records[0]["model"]))

@@ -197,7 +197,11 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
     [wheel] = wheels.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"pytest_tbreplay/cassettes/polyglot-rust-c.yaml", "pytest_tbreplay/smoke_tasks/thresholds.yaml",
-            "pytest_tbreplay/smoke_tasks/path-tracing/environment/reference_render.c"} <= names
+            "pytest_tbreplay/smoke_tasks/path-tracing/environment/reference_render.c",
+            "pytest_tbreplay/smoke/test_smoke.py", "pytest_tbreplay/harnesses/pi/extensions/loop_detector.ts",
+            "pytest_tbreplay/harnesses/pi/extensions/lib/common.ts"} <= names
+    # development generators and this repository's test setup stay out of the wheel
+    assert not [n for n in names if n.startswith("tools/") or n.endswith(("reconstruct.py", "shapes.py", "conftest.py"))]
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True)
     pytester.makepyfile("""
@@ -215,3 +219,14 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=pytester.path,
                           env=env | {"PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # the smoke set from the user's project: collected from the installed package, and one task run
+    # live against the embedded server (SmolLM2 is not expected to pass it: the run and report are)
+    smoke = [sys.executable, "-m", "pytest", "--live", "-m", "smoke", "--pyargs", "pytest_tbreplay.smoke",
+             "-p", "no:cacheprovider", "-q"]
+    done = subprocess.run(smoke + ["--collect-only"], cwd=pytester.path, env=env | {"PYTHONPATH": str(target)},
+                          capture_output=True, text=True, timeout=600)
+    assert "4 tests collected" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    done = subprocess.run(smoke + ["-k", "regex-log"], cwd=pytester.path, env=env | {"PYTHONPATH": str(target)},
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (pytester.path / ".tbreplay" / "smoke-report.json").is_file()

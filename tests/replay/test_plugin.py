@@ -28,7 +28,7 @@ def test_a_user_profile_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name: x\ncontext_window: 1000\nmax_tokens: 10\nloop_detectr: true\n", r"unknown profile keys \['loop_detectr'\]"),
+    ("name: x\ncontext_window: 1000\nmax_tokens: 10\nloop_detectr: true\n", r"unknown keys \['loop_detectr'\]"),
     ("name: x\ncontext_window: auto\nmax_tokens: 16384\nmax_turns: 0\n", "max_turns must be a positive integer, found 0"),
 ])
 def test_a_bad_profile_names_the_problem(tmp_path, text, message):
@@ -36,6 +36,18 @@ def test_a_bad_profile_names_the_problem(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ProfileError, match=message):
         load_profile(path)
+
+
+def test_a_bad_profile_lists_every_problem_in_one_message(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("loop_detector: yes-please\nmax_tokens: lots\nloop_detectr: true\n")
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    message = str(e.value)
+    assert message.startswith(str(path))
+    for problem in ("context_window is missing", "loop_detector must be bool", "max_tokens must be",
+                    "unknown keys ['loop_detectr']"):
+        assert problem in message, problem
 
 
 def test_unknown_profile_and_bad_option_combinations_are_usage_errors(pytester):
@@ -77,8 +89,9 @@ def test_record_writes_one_cassette_per_trial_and_never_overwrites(pytester, tmp
 
 def test_record_names_each_trial_of_a_test_apart():
     names = [cassette_name("test_x[reference-mitigated]", n) for n in (1, 2, 3)]
-    assert names == ["test_x_reference-mitigated_.yaml", "test_x_reference-mitigated_-2.yaml",
-                     "test_x_reference-mitigated_-3.yaml"]
+    assert names == ["test_x-reference-mitigated.yaml", "test_x-reference-mitigated-2.yaml",
+                     "test_x-reference-mitigated-3.yaml"]
+    assert cassette_name("test_regex_log_live[reference-]", 1) == "test_regex_log_live-reference.yaml"
 
 
 # -- profile fields are type-checked, each one ---------------------------------------------------------
@@ -141,3 +154,20 @@ def test_smoke_session_writes_the_report_and_fails_below_the_floors(pytester, tm
     r.stdout.fnmatch_lines(["*tbreplay smoke*", "regex-log*failed*"])
     if verdict:
         r.stdout.fnmatch_lines(["*THRESHOLD FAILED: decode 5.0 tok/s is below the floor 15 tok/s*"])
+
+
+def test_show_and_replay_find_a_cassette_by_name_as_the_fixture_does(tmp_path, monkeypatch, capsys):
+    from pytest_tbreplay.cli import main
+    from pytest_tbreplay.shipped import shipped_cassettes
+    mine = tmp_path / "recorded"
+    mine.mkdir()
+    (mine / "mine.yaml").write_bytes(shipped_cassettes()["db-wal-recovery"].read_bytes())
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntbreplay_cassette_dir = recorded\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", "mine"]) == 0  # from the ini's cassette dir
+    assert str(mine / "mine.yaml") in capsys.readouterr().out
+    assert main(["show", "polyglot-rust-c"]) == 0  # a packaged one
+    assert "polyglot-rust-c" in capsys.readouterr().out
+    assert main(["replay", "nonesuch"]) == 2
+    err = capsys.readouterr().err
+    assert "cassette 'nonesuch'" in err and "recorded" in err and "db-wal-recovery" in err
