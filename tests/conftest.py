@@ -81,7 +81,7 @@ def pytest_collection_modifyitems(config, items):
 
 def _is_unsampled_pi(item) -> bool:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return params.get("harness") == "pi" and item.get_closest_marker("pi_sample") is None
+    return str(params.get("harness", "")).startswith("pi") and item.get_closest_marker("pi_sample") is None
 
 
 def _node() -> str | None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from pytest_tbreplay.harnesses import harness_name
+
 from pytest_tbreplay.core.trial import text_repetition
 
 # Loops in progress, in the words of the analysis' runaway turns (§4-B): the model is asked to
@@ -286,7 +288,7 @@ def add_arguments(p) -> None:
     p.add_argument("--ctx-size", type=int, default=8192, help="embedded server context")
     p.add_argument("--profile", default=None, help="task workload: harness profile (default: mitigated-cpu, "
                                                    "or mitigated for a server with n_ctx >= 65536)")
-    p.add_argument("--harness", choices=("reference", "pi"), default="reference")
+    p.add_argument("--harness", type=harness_name, default="reference", help="reference, pi or pi@VERSION")
     p.add_argument("--out", default=".tbreplay/sweep", help="where the JSON, markdown and PNGs go")
 
 

@@ -19,7 +19,7 @@ ALLOWED = {
     "harbor": {"core", "policies", "harnesses"},
     "run": {"core", "harnesses", "record", "replay"},
     "analysis": {"core", "policies", "replay", "harnesses", "run"},
-    "serverconfig": {"core", "policies", "server", "smoke", "run"},
+    "serverconfig": {"core", "policies", "server", "smoke", "harnesses", "run"},
 }
 TOP = {"plugin", "cli", "__init__"}
 

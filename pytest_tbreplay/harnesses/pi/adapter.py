@@ -34,6 +34,7 @@ from pytest_tbreplay.harnesses.pi.install import (
     PI_VERSION,
     PiUnavailable,
     pi_binary,
+    pi_env,
     pi_problem,
 )
 from pytest_tbreplay.harnesses.pi.launch import (
@@ -76,7 +77,7 @@ class PiHarness:
             # Replay trials share a kept pi (see PiProcess); a live one gets its own, whose logs and
             # working folder are the trial's.
             keep = endpoint.cassette is not None and self.logs_dir is None
-            run = _PiRun(self.profile, task, endpoint, Path(tmp), pi_binary(self.version), self.mode, keep)
+            run = _PiRun(self.profile, task, endpoint, Path(tmp), self.version, self.mode, keep)
             if self.logs_dir:
                 self.logs_dir.mkdir(parents=True, exist_ok=True)
             run.stdout_log = self.logs_dir / "pi.jsonl" if self.logs_dir else None
@@ -93,10 +94,11 @@ class PiHarness:
 
 
 class _PiRun:
-    def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, pi: Path, mode: str | None = None,
+    def __init__(self, p: Profile, task: TaskSpec, ep: Endpoint, tmp: Path, version: str, mode: str | None = None,
                  keep: bool = False):
-        self.p, self.task, self.ep, self.tmp, self.pi = p, task, ep, tmp, pi
-        self.trial = Trial(task.name, "pi", p.name)
+        self.p, self.task, self.ep, self.tmp = p, task, ep, tmp
+        self.version, self.pi = version, pi_binary(version)
+        self.trial = Trial(task.name, f"pi@{version}", p.name)
         self.build = _TrialBuilder(self.trial)
         # Replay runs every profile in RPC mode, so that it can keep pi: for a profile with nothing
         # to continue, print mode and RPC mode drive the same agent session (test_pi proves they give
@@ -152,7 +154,7 @@ class _PiRun:
         work = self.ep.workdir or home / "work"
         work.mkdir(parents=True, exist_ok=True)
         (home / "slim_updates.mjs").write_text(SLIM_UPDATES_JS)
-        env = dict(os.environ, PI_CODING_AGENT_DIR=str(home / "agent"), PI_OFFLINE="1", PI_TELEMETRY="0",
+        env = dict(pi_env(self.version, dict(os.environ)), PI_CODING_AGENT_DIR=str(home / "agent"), PI_OFFLINE="1", PI_TELEMETRY="0",
                    PI_SKIP_VERSION_CHECK="1", TBREPLAY_PI_CONFIG=str(home / "extensions.json"),
                    PI_CODING_AGENT_SESSION_DIR=str(home / "sessions"),
                    NODE_OPTIONS=f"{os.environ.get('NODE_OPTIONS', '')} --import {home / 'slim_updates.mjs'}".strip())
