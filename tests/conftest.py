@@ -42,6 +42,8 @@ def _tier_of(path: Path) -> str | None:
         rel = path.relative_to(TESTS)
     except ValueError:
         return None
+    if not rel.parts:
+        return None  # tests/ itself
     return rel.parts[0] if len(rel.parts) > 1 or path.is_dir() else None
 
 

@@ -58,7 +58,7 @@ def test_unknown_profile_and_bad_option_combinations_are_usage_errors(pytester):
     r = pytester.runpytest("--record")
     r.stderr.fnmatch_lines(["*--record records live trials: add --live*"])
     r = pytester.runpytest("--harness", "claude")
-    r.stderr.fnmatch_lines(["*invalid choice: 'claude'*"])
+    r.stderr.fnmatch_lines(["*--harness: unknown harness 'claude': use reference, pi (pi 1.6.0) or pi@VERSION*"])
 
 
 def test_live_tests_are_skipped_with_a_reason_without_live(pytester):
@@ -147,8 +147,8 @@ def test_task(request):
 @pytest.mark.parametrize("decode, verdict", [(50.0, 0), (5.0, 1)])
 def test_smoke_session_writes_the_report_and_fails_below_the_floors(pytester, tmp_path, decode, verdict):
     pytester.makepyfile(SMOKE_RECORD.replace("DECODE", str(decode)))
-    report = tmp_path / "report.json"
-    r = pytester.runpytest("--smoke-report", str(report))
+    report = pytester.path / ".tbreplay" / "smoke-report.json"  # a user's project: the default place
+    r = pytester.runpytest()
     assert r.ret == verdict  # the test itself passed: only the floors decide
     assert report.exists()
     r.stdout.fnmatch_lines(["*tbreplay smoke*", "regex-log*failed*"])
