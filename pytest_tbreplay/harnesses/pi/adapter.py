@@ -127,8 +127,11 @@ class _PiRun:
             results.write_text(json.dumps({r.id: {"name": r.name, "arguments": r.arguments, "output": r.output,
                                                   "is_error": r.is_error}
                                            for it in self.ep.cassette.interactions for r in it.tool_results}))
-        (home / "extensions.json").write_text(json.dumps(extension_config(self.p, budget, self.task, base_url,
+        # Replaced, not rewritten: the extensions re-read it when its inode changes (common.ts).
+        config = home / "extensions.json"
+        config.with_suffix(".tmp").write_text(json.dumps(extension_config(self.p, budget, self.task, base_url,
                                                                           self.ep.model, self.log, results)))
+        os.replace(config.with_suffix(".tmp"), config)
         self.log.touch()
         if not self.rpc:
             (self.tmp / "instruction.txt").write_text(self.task.instruction, encoding="utf-8")

@@ -14,10 +14,6 @@ import {
 import { readFileSync } from "node:fs";
 import { config, log } from "./lib/common.ts";
 
-const results: Record<string, { name: string; arguments: any; output: string; is_error: boolean }> = JSON.parse(
-	readFileSync(config.tool_results, "utf8"),
-);
-
 /** JSON with sorted keys: arguments compare as values, whatever the key order. */
 function canonical(v: any): string {
 	if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
@@ -27,6 +23,10 @@ function canonical(v: any): string {
 }
 
 export default function (pi: any) {
+	// Read per session, not at import: pi >= 1.x imports the module once and calls this for each session.
+	const results: Record<string, { name: string; arguments: any; output: string; is_error: boolean }> = JSON.parse(
+		readFileSync(config.tool_results, "utf8"),
+	);
 	const cwd = process.cwd();
 	for (const make of [createReadToolDefinition, createBashToolDefinition, createEditToolDefinition, createWriteToolDefinition]) {
 		const builtin = make(cwd);

@@ -2,10 +2,22 @@
 // the event log the pi harness reads back, and the state several extensions need (the verify gate, how
 // many nudges went out). State lives on globalThis because each `-e` file may get its own copy of
 // this module.
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, statSync } from "node:fs";
 import { VerifyGate } from "./gate.ts";
 
-export const config = JSON.parse(readFileSync(process.env.TBREPLAY_PI_CONFIG!, "utf8"));
+// The trial's configuration, read when the file changes: a kept pi runs many trials, and pi >= 1.x
+// imports an extension module once per working folder (loader.js extensionCache) and only calls
+// its factory again for each new session, so nothing trial-specific may be read at import time.
+// The harness replaces the file (a new inode) before each trial.
+let cached: { key: string; value: any } | undefined;
+function current(): any {
+	const path = process.env.TBREPLAY_PI_CONFIG!;
+	const st = statSync(path);
+	const key = `${st.ino}:${st.mtimeMs}:${st.size}`;
+	if (cached?.key !== key) cached = { key, value: JSON.parse(readFileSync(path, "utf8")) };
+	return cached.value;
+}
+export const config: any = new Proxy({}, { get: (_target, key) => current()[key as string] });
 
 /** Whether this trial's profile turns the extension on: a kept pi loads every extension
  * (the pi harness ALL_EXTENSIONS), so each one checks before it registers anything. */
@@ -28,17 +40,24 @@ type State = {
 	next: string[];
 	compactionCancelled: boolean; // auto_compaction.ts declined the compaction pi started
 };
-// A kept pi (the pi harness's pool) runs many trials: pi loads the extensions again for each new session,
-// and a new trial has a new log, so state from the trial before it is dropped here.
-const kept: State | undefined = (globalThis as any).__tbreplay;
-export const state: State = kept?.log === config.log ? kept : ((globalThis as any).__tbreplay = {
-	log: config.log,
-	gate: new VerifyGate(config.verify_rules, config.success_pattern),
-	observed: new Set<string>(),
-	nudges: 0,
-	assistantMessages: 0,
-	next: [],
-	compactionCancelled: false,
+// A kept pi (the pi harness's pool) runs many trials, and a new trial has a new log, so state from the
+// trial before it is dropped when it is next looked at.
+function currentState(): State {
+	const kept: State | undefined = (globalThis as any).__tbreplay;
+	if (kept?.log === config.log) return kept;
+	return ((globalThis as any).__tbreplay = {
+		log: config.log,
+		gate: new VerifyGate(config.verify_rules, config.success_pattern),
+		observed: new Set<string>(),
+		nudges: 0,
+		assistantMessages: 0,
+		next: [],
+		compactionCancelled: false,
+	});
+}
+export const state: State = new Proxy({} as State, {
+	get: (_target, key) => (currentState() as any)[key],
+	set: (_target, key, value) => ((currentState() as any)[key] = value, true),
 });
 
 /** Book a finished tool call in the verify gate once (several extensions may see it); true if it
