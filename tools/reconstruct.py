@@ -4,8 +4,8 @@
     python cassettes/reconstruct.py --check    # re-runs the scripted tool calls; exits 1 on a difference
 
 The failing trials' raw traffic was not kept, so these cassettes are reconstructed
-(provenance `reconstructed`): the turns follow failure-analysis.md §4 and the tasks in
-terminal-bench.md, the wire format is llama-server's (one SSE chunk per token, usage and timings
+(provenance `reconstructed`): the turns follow the failure analysis §4 and the tasks of
+Terminal-Bench 2.0, the wire format is llama-server's (one SSE chunk per token, usage and timings
 on the last chunk, the exact exceed_context_size_error body), the requests are pi 0.73.1's and the
 tool calls use pi's schemas. Where the mitigated harness leaves the recording (after a nudge, a
 compaction, a verify demand) a short continuation is written by hand and marked `scripted`: its

