@@ -152,6 +152,17 @@ def _whatif(args) -> int:
     return 1 if failed else 0
 
 
+def _view(args) -> int:
+    from pytest_tbreplay.analysis import view
+    sides = [view.Side.parse(s) for s in args.replay]
+    groups, failed = view.groups_from_sources(args.sources, sides, args.n_ctx)
+    site = view.write_site(groups, args.output, failed, title=args.title or ", ".join(map(str, args.sources))[:120])
+    for path, problem in failed:
+        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    print(f"wrote {len(site.pages) + 1} pages: open {site.index}")
+    return 1 if failed else 0
+
+
 def _export(args) -> int:
     c = cs.load(args.cassette)
     print(cs.save(c, args.output, overwrite=args.force, flat=True))
@@ -210,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
     s.add_argument("--json", type=Path, help="write the effects as JSON")
     s.set_defaults(func=_whatif)
+    s = sub.add_parser("view", help="a static site (HTML, no server): job page, trial pages, comparison pages")
+    s.add_argument("sources", nargs="+", type=Path, help="job/trial folders, pi sessions or cassettes")
+    s.add_argument("-o", "--output", type=Path, required=True, help="the site's folder (index.html is the job page)")
+    s.add_argument("--replay", action="append", default=[], metavar="PROFILE[@HARNESS]",
+                   help="also replay each trial under this profile (repeatable; two or more: comparison pages "
+                        "of the first against each other)")
+    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
+    s.add_argument("--title", help="the job page's title")
+    s.set_defaults(func=_view)
     s = sub.add_parser("export", help="write a cassette with every request body complete (for plain vcrpy)")
     s.add_argument("cassette")
     s.add_argument("output", type=Path)

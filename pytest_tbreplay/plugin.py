@@ -48,6 +48,8 @@ def pytest_addoption(parser):
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
     g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
+    g.addoption("--tbreplay-view", default=None, metavar="DIR",
+                help="write a static site of the trials this run replayed (tbreplay view's pages) into DIR")
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
     parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")
@@ -195,6 +197,8 @@ def replay(request, load_cassette, pytestconfig, _replays):
             replayed = _replays[key]
         replayed.engine.check(strict=opt.strict_replay if strict is None else strict)
         record_trial(request.node, replayed.trial)
+        if opt.tbreplay_view:
+            _viewed(pytestconfig).append((replayed, prof, harness))
         return replayed
     return run
 
@@ -254,7 +258,24 @@ def record_trial(node, trial: Trial) -> None:
         {"task": trial.task, "harness": trial.harness, "profile": trial.profile} | trial.metrics())))
 
 
+def _viewed(config) -> list:
+    if not hasattr(config, "_tbreplay_viewed"):
+        config._tbreplay_viewed = []
+    return config._tbreplay_viewed
+
+
+def pytest_sessionfinish(session):
+    """--tbreplay-view DIR: the pages of every trial this process replayed (a CI artifact)."""
+    folder, viewed = session.config.getoption("tbreplay_view", None), getattr(session.config, "_tbreplay_viewed", [])
+    if folder and viewed:
+        from pytest_tbreplay.analysis import view
+        site = view.write_site(view.groups_from_replays(viewed), Path(folder), title="pytest --replay trials")
+        session.config._tbreplay_view_index = site.index
+
+
 def pytest_terminal_summary(terminalreporter):
+    if index := getattr(terminalreporter.config, "_tbreplay_view_index", None):
+        terminalreporter.write_line(f"tbreplay view: open {index}")
     rows = [json.loads(v) | {"test": r.nodeid.split("::")[-1]} for key in ("passed", "failed")
             for r in terminalreporter.stats.get(key, []) if r.when == "call"
             for k, v in getattr(r, "user_properties", []) if k == "tbreplay_trial"]
