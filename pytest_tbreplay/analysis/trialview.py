@@ -169,7 +169,7 @@ def from_replay(r: Replayed, profile: Profile, harness: str, name: str) -> Trial
         served = main[k] if k < len(main) else None
         row = Row(k, served.status if served else 200, turn.stop_reason, turn.prompt_tokens, turn.completion_tokens)
         later = main[k + 1].request["messages"] if k + 1 < len(main) else trial.messages
-        _fill(row, later, served.request["messages"] if served else [])
+        _fill(row, later)
         if served and served.status != 200:
             body = c.interactions[served.index].body if served.index is not None else ""
             row.marks.append(Mark("http-400" if served.status == 400 else f"http-{served.status}",
@@ -190,13 +190,14 @@ def from_replay(r: Replayed, profile: Profile, harness: str, name: str) -> Trial
                      trial.final_text, recorded.reward, recorded.verifier_output, found)
 
 
-def _fill(row: Row, later: list[dict], before: list[dict]) -> None:
+def _fill(row: Row, later: list[dict]) -> None:
     """The turn's answer is the last assistant message of the next request (or of the conversation
-    at the end), with the tool results and harness messages after it."""
+    at the end), with the tool results and harness messages after it; a compaction in between
+    keeps it (it is the most recent thing)."""
     if row.status != 200:
         return
     at = max((i for i, m in enumerate(later) if m.get("role") == "assistant"), default=None)
-    if at is None or (later is not before and later[:len(before)] != before and len(later) <= len(before)):
+    if at is None:
         return
     m = later[at]
     row.text, row.thinking = m.get("content") or "", m.get("reasoning_content") or ""

@@ -87,7 +87,12 @@ def _group(item: Path, sides: list[Side], n_ctx: int | None, names: set) -> Grou
         if failed:
             raise TrialImportError(failed[0][1])
         record = recs[0]
-        c = import_trial(item, n_ctx)
+        try:
+            c = import_trial(item, n_ctx)
+        except (TrialImportError, SessionError):
+            if record.mode == "E":  # pi never answered: a row on the job page, nothing to show turn by turn
+                return Group(record)
+            raise
     name = _unique(c.metadata.get("trial", c.metadata["task"]), names)
     recorded = tv.from_cassette(c, name)
     recorded.record = record or recorded.record  # a trial folder's: summarize read its session and result
