@@ -163,6 +163,18 @@ def _view(args) -> int:
     return 1 if failed else 0
 
 
+def _diff(args) -> int:
+    from pytest_tbreplay.analysis import diff as df
+    diffs = df.diff(df.load(args.before), df.load(args.after))
+    if args.json:
+        print(json.dumps(df.as_json(diffs), indent=1))
+    elif args.markdown:
+        print(df.markdown(diffs))
+    else:
+        print("\n".join(df.table(diffs)))
+    return df.exit_status(diffs)
+
+
 def _export(args) -> int:
     c = cs.load(args.cassette)
     print(cs.save(c, args.output, overwrite=args.force, flat=True))
@@ -230,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
     s.add_argument("--title", help="the job page's title")
     s.set_defaults(func=_view)
+    s = sub.add_parser("diff", help="two runs task by task: fixed, regressed, new failure mode (exit 1 on a regression)")
+    s.add_argument("before", type=Path, help="a job folder or `summarize --json` file")
+    s.add_argument("after", type=Path, help="a job folder or `summarize --json` file")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--markdown", action="store_true", help="print a markdown table (a CI comment)")
+    s.set_defaults(func=_diff)
     s = sub.add_parser("export", help="write a cassette with every request body complete (for plain vcrpy)")
     s.add_argument("cassette")
     s.add_argument("output", type=Path)
