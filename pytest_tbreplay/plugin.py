@@ -48,6 +48,8 @@ def pytest_addoption(parser):
     g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
     g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
     g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
+    g.addoption("--trials", type=int, default=1, metavar="N",
+                help="run each smoke task N times (Terminal-Bench asks for 5): pass rates get 95%% Wilson intervals")
     g.addoption("--tbreplay-view", default=None, metavar="DIR",
                 help="write a static site of the trials this run replayed (tbreplay view's pages) into DIR")
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
@@ -93,7 +95,13 @@ def profile_of(config, profile: str | Path | Profile) -> Profile:
 
 
 def pytest_generate_tests(metafunc):
-    """Tests marked `harnesses` run once per harness (or only the one --harness names)."""
+    """Tests marked `harnesses` run once per harness (or only the one --harness names); a test
+    taking `trial_number` runs --trials N times (the smoke tasks)."""
+    if "trial_number" in metafunc.fixturenames:
+        n = metafunc.config.option.trials
+        if n < 1:
+            raise pytest.UsageError(f"--trials {n}: give 1 or more")
+        metafunc.parametrize("trial_number", range(1, n + 1), ids=lambda k: f"trial{k}")
     marker = metafunc.definition.get_closest_marker("harnesses")
     if marker is None:
         return

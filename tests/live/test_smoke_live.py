@@ -21,7 +21,7 @@ def default_profile(n_ctx: int) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_smoke_task(name, live, llama_server, pytestconfig, request, tmp_path):
+def test_smoke_task(name, trial_number, live, llama_server, pytestconfig, request, tmp_path):
     opt = pytestconfig.option
     task = TASKS[name]
     if opt.harbor:
