@@ -161,9 +161,54 @@ def _whatif(args) -> int:
     return 1 if failed else 0
 
 
+def _view(args) -> int:
+    from pytest_tbreplay.analysis import view
+    sides = [view.Side.parse(s) for s in args.replay]
+    groups, failed = view.groups_from_sources(args.sources, sides, args.n_ctx)
+    site = view.write_site(groups, args.output, failed, title=args.title or ", ".join(map(str, args.sources))[:120])
+    for path, problem in failed:
+        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    print(f"wrote {len(site.pages) + 1} pages: open {site.index}")
+    return 1 if failed else 0
+
+
+def _diff(args) -> int:
+    from pytest_tbreplay.analysis import diff as df
+    diffs = df.diff(df.load(args.before), df.load(args.after))
+    if args.json:
+        print(json.dumps(df.as_json(diffs), indent=1))
+    elif args.markdown:
+        print(df.markdown(diffs))
+    else:
+        print("\n".join(df.table(diffs)))
+    return df.exit_status(diffs)
+
+
 def _export(args) -> int:
+    if args.atif:
+        return _export_atif(args)
     c = cs.load(args.cassette)
     print(cs.save(c, args.output, overwrite=args.force, flat=True))
+    return 0
+
+
+def _export_atif(args) -> int:
+    from pytest_tbreplay.analysis import atif, trialview as tv
+    from pytest_tbreplay.analysis.importer import import_trial
+    from pytest_tbreplay.core.profiles import load_profile
+    from pytest_tbreplay.run import replay_cassette
+    source = Path(args.cassette)
+    c = cs.load(source) if source.suffix in (".yaml", ".yml") else import_trial(source, args.n_ctx)
+    if args.profile:
+        profile = load_profile(args.profile)
+        view = tv.from_replay(replay_cassette(c, profile, args.harness), profile, args.harness, source.stem)
+    else:
+        view = tv.from_cassette(c, source.stem)
+    version = (c.metadata.get("imported") or {}).get("pi_version", "replay")
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output} exists: pass --force to overwrite it")
+    args.output.write_text(json.dumps(atif.trajectory(view, c.metadata["server"].get("model"), version), indent=1))
+    print(args.output)
     return 0
 
 
@@ -224,10 +269,31 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
     s.add_argument("--json", type=Path, help="write the effects as JSON")
     s.set_defaults(func=_whatif)
-    s = sub.add_parser("export", help="write a cassette with every request body complete (for plain vcrpy)")
-    s.add_argument("cassette")
+    s = sub.add_parser("view", help="a static site (HTML, no server): job page, trial pages, comparison pages")
+    s.add_argument("sources", nargs="+", type=Path, help="job/trial folders, pi sessions or cassettes")
+    s.add_argument("-o", "--output", type=Path, required=True, help="the site's folder (index.html is the job page)")
+    s.add_argument("--replay", action="append", default=[], metavar="PROFILE[@HARNESS]",
+                   help="also replay each trial under this profile (repeatable; two or more: comparison pages "
+                        "of the first against each other)")
+    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
+    s.add_argument("--title", help="the job page's title")
+    s.set_defaults(func=_view)
+    s = sub.add_parser("diff", help="two runs task by task: fixed, regressed, new failure mode (exit 1 on a regression)")
+    s.add_argument("before", type=Path, help="a job folder or `summarize --json` file")
+    s.add_argument("after", type=Path, help="a job folder or `summarize --json` file")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--markdown", action="store_true", help="print a markdown table (a CI comment)")
+    s.set_defaults(func=_diff)
+    s = sub.add_parser("export", help="write a cassette with every request body complete (for plain vcrpy), or "
+                       "a trial as Harbor's ATIF trajectory (--atif)")
+    s.add_argument("cassette", help="a cassette (with --atif also a Harbor trial folder or pi session)")
     s.add_argument("output", type=Path)
-    s.add_argument("--vcrpy", action="store_true", help="(the only export format; accepted for clarity)")
+    s.add_argument("--vcrpy", action="store_true", help="a flat cassette for plain vcrpy (the default)")
+    s.add_argument("--atif", action="store_true", help="an ATIF-v1.7 trajectory.json, as Harbor 0.26 writes for pi")
+    s.add_argument("--profile", help="with --atif: replay under this profile and export the replay")
+    s.add_argument("--harness", choices=("reference", "pi"), default="reference", help="with --profile")
+    s.add_argument("--n-ctx", type=int, default=None, help="a trial folder's n_ctx, when it does not say")
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.set_defaults(func=_export)
     args = p.parse_args(argv)

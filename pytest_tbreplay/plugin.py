@@ -49,6 +49,16 @@ def pytest_addoption(parser):
                 help="where cassettes are found and recorded (default: the ini's tbreplay_cassette_dir, "
                      "else a cassettes/ folder next to the test module)")
     g.addoption("--record-dir", default=None, help="where --record writes (default: the cassette dir)")
+<<<<<<< HEAD
+=======
+    g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
+    g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
+    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
+    g.addoption("--trials", type=int, default=1, metavar="N",
+                help="run each smoke task N times (Terminal-Bench asks for 5): pass rates get 95%% Wilson intervals")
+    g.addoption("--tbreplay-view", default=None, metavar="DIR",
+                help="write a static site of the trials this run replayed (tbreplay view's pages) into DIR")
+>>>>>>> viewer
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
     parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")
@@ -99,7 +109,13 @@ def profile_of(config, profile: str | Path | Profile) -> Profile:
 
 
 def pytest_generate_tests(metafunc):
-    """Tests marked `harnesses` run once per harness (or only the one --harness names)."""
+    """Tests marked `harnesses` run once per harness (or only the one --harness names); a test
+    taking `trial_number` runs --trials N times (the smoke tasks)."""
+    if "trial_number" in metafunc.fixturenames:
+        n = metafunc.config.option.trials
+        if n < 1:
+            raise pytest.UsageError(f"--trials {n}: give 1 or more")
+        metafunc.parametrize("trial_number", range(1, n + 1), ids=lambda k: f"trial{k}")
     marker = metafunc.definition.get_closest_marker("harnesses")
     if marker is None:
         return
@@ -193,6 +209,8 @@ def replay(request, load_cassette, pytestconfig, _replays):
             replayed = _replays[key]
         replayed.engine.check(strict=opt.strict_replay if strict is None else strict)
         record_trial(request.node, replayed.trial)
+        if opt.tbreplay_view:
+            _viewed(pytestconfig).append((replayed, prof, harness))
         return replayed
     return run
 
@@ -272,7 +290,24 @@ def record_trial(node, trial: Trial) -> None:
         {"task": trial.task, "harness": trial.harness, "profile": trial.profile} | trial.metrics())))
 
 
+def _viewed(config) -> list:
+    if not hasattr(config, "_tbreplay_viewed"):
+        config._tbreplay_viewed = []
+    return config._tbreplay_viewed
+
+
+def pytest_sessionfinish(session):
+    """--tbreplay-view DIR: the pages of every trial this process replayed (a CI artifact)."""
+    folder, viewed = session.config.getoption("tbreplay_view", None), getattr(session.config, "_tbreplay_viewed", [])
+    if folder and viewed:
+        from pytest_tbreplay.analysis import view
+        site = view.write_site(view.groups_from_replays(viewed), Path(folder), title="pytest --replay trials")
+        session.config._tbreplay_view_index = site.index
+
+
 def pytest_terminal_summary(terminalreporter):
+    if index := getattr(terminalreporter.config, "_tbreplay_view_index", None):
+        terminalreporter.write_line(f"tbreplay view: open {index}")
     rows = [json.loads(v) | {"test": r.nodeid.split("::")[-1]} for key in ("passed", "failed")
             for r in terminalreporter.stats.get(key, []) if r.when == "call"
             for k, v in getattr(r, "user_properties", []) if k == "tbreplay_trial"]

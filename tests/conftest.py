@@ -51,7 +51,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: a property-based test (hypothesis); `-m fuzz` runs 5,000 examples each")
     config.addinivalue_line("markers", "pi_sample: in the fast tier, this test's harness=pi case runs too (one pi "
                                        "trial per policy); the other pi cases run with every tier")
-    config.addinivalue_line("markers", "needs(*what): node, pi, jiti or harbor; skipped without it outside CI")
+    config.addinivalue_line("markers", "needs(*what): node, pi, jiti, harbor or chromium; skipped without it outside CI")
     config._tbreplay_all_tiers = all_tiers(config)
     settings.load_profile("fuzz" if _fuzz(config) else "default-run" if config._tbreplay_all_tiers else "fast")
 
@@ -107,4 +107,9 @@ def _harbor() -> str | None:
     return harbor_problem()
 
 
-NEEDS = {"node": _node, "pi": _pi, "jiti": _jiti, "harbor": _harbor}
+def _chromium() -> str | None:
+    from browser import chromium_problem
+    return chromium_problem()
+
+
+NEEDS = {"node": _node, "pi": _pi, "jiti": _jiti, "harbor": _harbor, "chromium": _chromium}

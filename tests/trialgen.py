@@ -252,5 +252,50 @@ def long_trial(turns: int = 300, grow_to: int = 250_000, chars_per_token: float 
     return s
 
 
+OVERFLOW_400 = "400 request (262300 tokens) exceeds the available context size (262144 tokens), try increasing it"
+
+
+def make_job(tmp_path) -> Path:
+    """One trial per failure mode of the analysis' taxonomy, plus a pass."""
+    job = tmp_path / "job"
+
+    def trial(name, s, **kw):
+        write_trial(job / f"{name}__{abs(hash(name)) % 10**7:07d}", s,
+                    result=trial_result(name, f"{name}__x", **{"reward": 0.0} | kw))
+    s = Session("pass task")
+    s.assistant("All tests pass: 3 passed.", prompt=800)
+    trial("passing", s, reward=1.0)
+    s = Session("loop task")
+    s.assistant("Wait, let me try again. " * 500, stop="length", output=32000, prompt=5000)
+    trial("polyglot-rust-c", s)
+    s = Session("overflow task")
+    s.assistant(error=OVERFLOW_400)
+    trial("path-tracing-reverse", s)
+    s = Session("compaction task")
+    [a] = s.assistant("looking", calls=[bash("ls")])
+    s.result(a, "bash", "x")
+    s.compaction("summary", s.entries[-2]["id"], 240_000)
+    s.assistant("I could not finish.", prompt=60_000)
+    trial("video-processing", s)
+    s = Session("slow task")
+    [a] = s.assistant("compiling", calls=[bash("make")])
+    s.result(a, "bash", "...")
+    trial("qemu-alpine-ssh", s, reward=None, exception="AgentTimeoutError")
+    s = Session("false success")
+    s.assistant("Done! The model is saved to /app/model.bin.", prompt=900)
+    trial("train-fasttext", s)
+    s = Session("infra")
+    s.assistant(error="Connection error.")
+    trial("caffe-cifar-10", s, reward=0.0)
+    write_trial(job / "caffe-cifar-10__1111111", Session("never started"),
+                result=trial_result("caffe-cifar-10", "caffe-cifar-10__1111111", reward=0.0),
+                stderr='Error: Unknown provider "tbreplay"\n')
+    (job / "caffe-cifar-10__1111111" / "agent" / "pi" / "sessions").rename(job / "caffe-cifar-10__1111111" / "agent" / "x")
+    s = Session("miss")
+    s.assistant("The best move is e4.", prompt=700)
+    trial("chess-best-move", s)
+    return job
+
+
 WORDS = ("the build links against libfoo and the header is missing so I will add the include path then "
          "rerun make to check that the object files compile cleanly before the test suite runs").split()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -47,6 +48,41 @@ def record(task: Task, trial: Trial, verdict: VerifierResult | None, model: str)
             "verifier_output": (verdict.output[-2000:] if verdict else None)}
 
 
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of k passes in n trials: unlike k/n +- z*se it stays inside [0, 1]
+    and is honest at 0/n and n/n, which a handful of trials per task mostly are."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, zz = k / n, z * z
+    centre = (p + zz / (2 * n)) / (1 + zz / n)
+    half = z * math.sqrt(p * (1 - p) / n + zz / (4 * n * n)) / (1 + zz / n)
+    # 0/n and n/n touch the bound exactly (the formula's rounding would miss it by 1e-17)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
+def rate(records: list[dict]) -> dict:
+    """Passed of scored (infra excluded), the rate and its 95% Wilson interval."""
+    scored = [r for r in records if r["outcome"] in ("passed", "failed", "timeout")]
+    k, n = sum(r["outcome"] == "passed" for r in scored), len(scored)
+    lo, hi = wilson(k, n)
+    return {"passed": k, "scored": n, "pass_rate": k / n if n else None, "ci95": [round(lo, 4), round(hi, 4)]}
+
+
+def per_task(records: list[dict]) -> dict[str, dict]:
+    tasks: dict[str, list] = {}
+    for r in records:
+        tasks.setdefault(r["task"], []).append(r)
+    return {t: rate(rs) for t, rs in tasks.items()}
+
+
+def _fmt(r: dict) -> str:
+    lo, hi = r["ci95"]
+    return f"{r['pass_rate']:.0%} ({r['passed']}/{r['scored']}; 95% interval {lo:.0%}-{hi:.0%})"
+
+
 def totals(records: list[dict]) -> dict:
     scored = [r for r in records if r["outcome"] in ("passed", "failed", "timeout")]
     rates = [r["decode_tps"] for r in records if r["decode_tps"]]
@@ -55,6 +91,7 @@ def totals(records: list[dict]) -> dict:
             "infra": sum(r["outcome"] == "infra" for r in records),
             "timeouts": sum(r["outcome"] == "timeout" for r in records),
             "pass_rate": sum(r["outcome"] == "passed" for r in scored) / len(scored) if scored else None,
+            "pass_rate_ci95": rate(records)["ci95"], "tasks": per_task(records),
             "decode_tps_median": statistics.median(rates) if rates else None}
 
 
@@ -63,14 +100,22 @@ def check(records: list[dict], floors: dict) -> list[str]:
     t, problems = totals(records), []
     if t["pass_rate"] is None:
         problems.append("no trial was scored (all infra errors)")
-    elif t["pass_rate"] < floors["pass_rate"]:
-        problems.append(f"pass rate {t['pass_rate']:.0%} ({t['passed']}/{t['scored']}) is below the "
-                        f"floor {floors['pass_rate']:.0%}")
+    elif t["pass_rate_ci95"][1] < floors["pass_rate"]:  # the whole interval is below: a real shortfall
+        problems.append(f"pass rate {_fmt(rate(records))} is below the floor {floors['pass_rate']:.0%}")
     if t["decode_tps_median"] is None:
         problems.append("no decode rate was measured")
     elif t["decode_tps_median"] < floors["decode_tok_s"]:
         problems.append(f"decode {t['decode_tps_median']:.1f} tok/s is below the floor {floors['decode_tok_s']} tok/s")
     return problems
+
+
+def undecided(records: list[dict], floors: dict) -> list[str]:
+    """Rates under the floor whose interval still reaches it: too few trials to tell."""
+    r = rate(records)
+    if r["pass_rate"] is None or r["pass_rate"] >= floors["pass_rate"] or r["ci95"][1] < floors["pass_rate"]:
+        return []
+    return [f"pass rate {_fmt(r)} is under the floor {floors['pass_rate']:.0%} but its interval reaches it: "
+            f"{r['scored']} scored trials are too few to tell (run more with --trials N)"]
 
 
 def write_report(records: list[dict], path: Path) -> dict:
@@ -92,10 +137,12 @@ def table(records: list[dict]) -> list[str]:
         lines.append(f"{r['task'][:26]:26} {r['outcome']:8} {r['turns']:>5} {stops[:34]:34} "
                      f"{r['peak_prompt_tokens']:>8} {','.join(r['compactions']) or '-':12} {tps:>7}")
     t = totals(records)
-    rate = f"{t['pass_rate']:.0%}" if t["pass_rate"] is not None else "-"
+    for task, r in t["tasks"].items():
+        if r["scored"]:
+            lines.append(f"  {task[:26]:26} pass rate {_fmt(r)}")
+    overall = _fmt(rate(records)) if t["pass_rate"] is not None else "-"
     med = f"{t['decode_tps_median']:.1f}" if t["decode_tps_median"] else "-"
-    lines.append(f"pass rate {rate} ({t['passed']}/{t['scored']} scored, {t['infra']} infra, "
-                 f"{t['timeouts']} timeouts); median decode {med} tok/s")
+    lines.append(f"pass rate {overall} ({t['infra']} infra, {t['timeouts']} timeouts); median decode {med} tok/s")
     return lines
 
 
@@ -105,7 +152,7 @@ class SmokeReport:
     per config, so an inner pytest session (pytester) keeps its own."""
 
     def __init__(self, config):
-        self.config, self.records, self.path, self.problems = config, [], None, []
+        self.config, self.records, self.path, self.problems, self.notes = config, [], None, [], []
 
     def pytest_runtest_logreport(self, report):
         for key, value in getattr(report, "user_properties", []):
@@ -120,7 +167,8 @@ class SmokeReport:
         self.path = Path(config.getoption("smoke_report", None) or config.rootpath / ".tbreplay" / "smoke-report.json")
         write_report(self.records, self.path)
         try:
-            self.problems = check(self.records, thresholds_for(self.records[0]["model"]))
+            floors = thresholds_for(self.records[0]["model"])
+            self.problems, self.notes = check(self.records, floors), undecided(self.records, floors)
         except ThresholdError as e:
             self.problems = [str(e)]
         if self.problems:
@@ -136,6 +184,8 @@ class SmokeReport:
         tr.write_line(f"report: {self.path}")
         for p in self.problems:
             tr.write_line(f"THRESHOLD FAILED: {p}", red=True)
+        for n in self.notes:
+            tr.write_line(f"too few trials: {n}", yellow=True)
         if not self.problems:
             tr.write_line(f"thresholds for {self.records[0]['model']}: met", green=True)
 

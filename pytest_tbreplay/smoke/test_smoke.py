@@ -14,7 +14,7 @@ TASKS = load_tasks()
 @pytest.mark.live  # on the function, not the module: it keeps them where it is imported to be collected
 @pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_smoke_task(name, run_smoke_task):
+def test_smoke_task(name, trial_number, run_smoke_task):  # trial_number: --trials N runs each N times
     rec = run_smoke_task(TASKS[name])
     assert rec["outcome"] != "infra", f"infra error, not a model failure: {rec['error']}"
     assert rec["outcome"] == "timeout" or rec["verifier_output"], "the verifier ran and said something"

@@ -20,9 +20,42 @@ def test_meeting_the_floors_passes():
     assert smoke.check([rec("passed"), rec("failed")], FLOORS) == []
 
 
-def test_a_pass_rate_below_the_floor_fails():
-    [problem] = smoke.check([rec("passed"), rec("failed"), rec("timeout")], FLOORS)
-    assert "pass rate 33% (1/3) is below the floor 50%" in problem
+def test_a_pass_rate_whose_whole_interval_is_below_the_floor_fails():
+    records = [rec("passed")] * 2 + [rec("failed")] * 15 + [rec("timeout")] * 3
+    [problem] = smoke.check(records, FLOORS)
+    assert "pass rate 10% (2/20; 95% interval 3%-30%) is below the floor 50%" in problem
+    assert smoke.undecided(records, FLOORS) == []
+
+
+def test_too_few_trials_to_tell_is_said_and_does_not_fail():
+    records = [rec("passed"), rec("failed"), rec("timeout")]  # 1/3: the interval reaches 50%
+    assert smoke.check(records, FLOORS) == []
+    [note] = smoke.undecided(records, FLOORS)
+    assert "33% (1/3; 95% interval 6%-79%)" in note and "too few to tell" in note
+    assert smoke.undecided([rec("passed")] * 3, FLOORS) == []  # above the floor: nothing to tell
+
+
+@pytest.mark.parametrize("k, n, lo, hi", [  # Wilson (1927)'s interval at 95%, the published textbook values
+    (0, 10, 0.0, 0.27753), (5, 10, 0.23659, 0.76341), (10, 10, 0.72247, 1.0), (1, 3, 0.06149, 0.79234),
+    (0, 1, 0.0, 0.79346), (1, 1, 0.20654, 1.0)])
+def test_wilson_interval_matches_known_values(k, n, lo, hi):
+    got = smoke.wilson(k, n)
+    assert got == pytest.approx((lo, hi), abs=5e-5)
+
+
+def test_wilson_interval_contains_the_rate_and_narrows_with_n():
+    for n in range(1, 60):
+        for k in range(n + 1):
+            lo, hi = smoke.wilson(k, n)
+            assert 0 <= lo <= k / n <= hi <= 1
+    assert smoke.wilson(5, 10)[1] - smoke.wilson(5, 10)[0] > smoke.wilson(50, 100)[1] - smoke.wilson(50, 100)[0]
+    assert smoke.wilson(0, 0) == (0.0, 1.0)
+
+
+def test_the_report_gives_each_tasks_rate_with_its_interval():
+    lines = smoke.table([rec("passed"), rec("failed"), rec("passed", task="openssl")])
+    assert any("regex-log" in x and "50% (1/2; 95% interval 9%-91%)" in x for x in lines)
+    assert any("openssl" in x and "100% (1/1; 95% interval 21%-100%)" in x for x in lines)
 
 
 def test_a_decode_rate_below_the_floor_fails():
@@ -47,7 +80,10 @@ def test_report_has_one_record_per_trial_plus_totals(tmp_path):
     report = smoke.write_report([rec("passed"), rec("infra", None, "path-tracing")], tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text()) == report
     assert report["totals"] == {"trials": 2, "scored": 1, "passed": 1, "infra": 1, "timeouts": 0,
-                                "pass_rate": 1.0, "decode_tps_median": 30.0}
+                                "pass_rate": 1.0, "pass_rate_ci95": [0.2065, 1.0], "decode_tps_median": 30.0,
+                                "tasks": {"regex-log": {"passed": 1, "scored": 1, "pass_rate": 1.0, "ci95": [0.2065, 1.0]},
+                                          "path-tracing": {"passed": 0, "scored": 0, "pass_rate": None,
+                                                           "ci95": [0.0, 1.0]}}}
     lines = smoke.table(report["trials"])
     assert lines[1].split()[:3] == ["regex-log", "passed", "3"] and "pass rate 100%" in lines[-1]
 
