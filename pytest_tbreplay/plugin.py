@@ -49,16 +49,10 @@ def pytest_addoption(parser):
                 help="where cassettes are found and recorded (default: the ini's tbreplay_cassette_dir, "
                      "else a cassettes/ folder next to the test module)")
     g.addoption("--record-dir", default=None, help="where --record writes (default: the cassette dir)")
-<<<<<<< HEAD
-=======
-    g.addoption("--smoke-report", default=None, help="smoke JSON report (default: <rootdir>/.tbreplay/smoke-report.json)")
-    g.addoption("--time-scale", type=float, default=1.0, help="multiply the smoke tasks' time budgets")
-    g.addoption("--harbor", action="store_true", help="run the smoke tasks through `harbor run -p smoke/TASK` with MitigatedPi (needs the Harbor venv: README-harbor.md)")
     g.addoption("--trials", type=int, default=1, metavar="N",
                 help="run each smoke task N times (Terminal-Bench asks for 5): pass rates get 95%% Wilson intervals")
     g.addoption("--tbreplay-view", default=None, metavar="DIR",
                 help="write a static site of the trials this run replayed (tbreplay view's pages) into DIR")
->>>>>>> viewer
     g.addoption("--sweep", default=None, metavar="NAME=V1,V2,...",
                 help="with --live -m smoke: run each smoke test once per setting (a request field, or a server flag)")
     parser.addini("tbreplay_cassette_dir", "cassette folder, relative to the ini file (default: next to each test module)")
