@@ -25,6 +25,7 @@ from pytest_tbreplay.core.props import server_n_ctx
 from pytest_tbreplay.core.sse import DONE, SSEError, iter_events
 from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial, Turn
 from pytest_tbreplay.core.wire import is_overflow_error
+from pytest_tbreplay.policies.compaction import anchor, serialize
 from pytest_tbreplay.policies.gate import VERIFY_CONTRACT, VerifyGate
 from pytest_tbreplay.policies.loopdetect import LoopDetector
 from pytest_tbreplay.policies.texts import (
@@ -34,8 +35,6 @@ from pytest_tbreplay.policies.texts import (
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
     SYSTEM,
-    TOOL_RESULT_CUT,
-    anchor,
 )
 from pytest_tbreplay.replay.tools import (
     CassetteTools,
@@ -423,14 +422,14 @@ class Run:
         old, recent = self.messages[1:cut], self.messages[cut:]
         if not any(m["role"] == "assistant" for m in old):
             return False
-        conversation = "\n\n".join(_serialize(m) for m in old)
+        conversation = "\n\n".join(serialize(m) for m in old)
         body = self.request_body([{"role": "system", "content": SUMMARY_SYSTEM},
                                   {"role": "user", "content": f"<conversation>\n{conversation}\n</conversation>\n\n{SUMMARY_ASK}"}],
                                  self.budget.summary_tokens, tools=False)
         ans = self._stream(body, None)
         if ans.error:
             raise InfraError(f"compaction failed: {self._error_text(ans)}")
-        summary = anchor(self.task, self.gate.artifacts, self.p.anchored_summary) + "\n\n" + ans.content
+        summary = anchor(self.task.instruction, self.task.acceptance, self.gate.artifacts, self.p.anchored_summary) + "\n\n" + ans.content
         self.trial.compactions.append({"reason": reason, "tokens_before": self.estimate(), "summary": summary})
         self.messages = [self.messages[0], {"role": "user", "content": "The conversation so far was compacted "
                                             f"into this summary:\n<summary>\n{summary}\n</summary>"}, *recent]
@@ -508,10 +507,3 @@ def _merge_tool_calls(calls: dict, arguments: dict[int, list[str]], deltas: list
     return "".join(added)
 
 
-def _serialize(m: dict) -> str:
-    text = m.get("content") or ""
-    if m["role"] == "tool" and len(text) > TOOL_RESULT_CUT:
-        text = text[:TOOL_RESULT_CUT] + f"\n... ({len(text) - TOOL_RESULT_CUT} more chars)"
-    calls = "".join(f"\n[tool call {c['function']['name']}: {c['function']['arguments'][:500]}]"
-                    for c in m.get("tool_calls") or [])
-    return f"[{m['role']}]: {text}{calls}"

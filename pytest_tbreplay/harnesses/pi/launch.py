@@ -14,7 +14,6 @@ from pytest_tbreplay.policies.texts import (
     NUDGE,
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
-    TOOL_RESULT_CUT,
 )
 from pytest_tbreplay.replay.tools import CUT_CALL
 
@@ -130,7 +129,7 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
             "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
             "max_verify_demands": MAX_VERIFY_DEMANDS, "verify_rules": {k: v for k, v in rules().items() if k != "_re"},
             "success_pattern": SUCCESS_CLAIM.pattern, "summary_system": SUMMARY_SYSTEM,
-            "summary_ask": SUMMARY_ASK, "tool_result_cut": TOOL_RESULT_CUT, "cut_call": CUT_CALL,
+            "summary_ask": SUMMARY_ASK, "cut_call": CUT_CALL,
             "max_tokens": budget.max_tokens, "summary_tokens": budget.summary_tokens,
             "keep_recent_tokens": budget.keep_recent_tokens, "length_nudge": p.length_nudge,
             "proactive_compaction": p.proactive_compaction,
