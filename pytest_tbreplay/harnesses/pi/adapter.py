@@ -50,7 +50,7 @@ from pytest_tbreplay.harnesses.pi.launch import (
     settings_json,
     uses_rpc,
 )
-from pytest_tbreplay.harnesses.pi.pool import PiProcess, _give_back, _take_idle
+from pytest_tbreplay.harnesses.pi.pool import POOL, PiProcess
 from pytest_tbreplay.replay.tools import ToolDivergence, ToolReplayError, argument_diff
 
 
@@ -176,7 +176,7 @@ class _PiRun:
     def _process(self) -> PiProcess:
         """A kept pi given this trial's files and a new session, or a new pi."""
         args = self._command()
-        while self.keep and (kept := _take_idle(args)):
+        while self.keep and (kept := POOL.take(args)):
             self._write_config(kept.home)
             if kept.renew():
                 return kept
@@ -203,7 +203,7 @@ class _PiRun:
             if not keep:
                 pi.stop()
             err = pi.stderr_tail(stderr_from)
-            _give_back(pi) if keep else pi.close()
+            POOL.give_back(pi) if keep else pi.close()
             self._read_log()
         self.build.finish(messages)
         if self.trial.outcome == "timeout":
