@@ -149,7 +149,7 @@ class MitigatedPiAgent:
         return pi.PI_VERSION
 
     async def setup(self, environment) -> None:
-        await self._exec(environment, f"mkdir -p {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")
+        await self._exec(environment, f"mkdir -p {ROOT}/ext {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")
         await self._exec(environment, INSTALL, timeout_sec=int(SETUP_TIMEOUT_SEC))
         for path in sorted(pi.EXTENSIONS.rglob("*.ts")):  # the extensions and the modules they import (lib/)
             await environment.upload_file(str(path), f"{ROOT}/ext/{path.relative_to(pi.EXTENSIONS).as_posix()}")
