@@ -97,7 +97,7 @@ def test_a_repeat_with_the_same_result_is_nudged_then_stopped(cmd, out, err, con
     assert got[-1] == "stop" and got.count("stop") == 1
 
 
-@given(COMMANDS, st.lists(OUTPUTS, min_size=8, max_size=8, unique=True), CONFIGS)
+@given(COMMANDS, st.lists(OUTPUTS, min_size=10, max_size=10, unique=True), CONFIGS)
 def test_a_repeat_failing_with_other_texts_is_stuck_on_the_error(cmd, outs, config):
     n = config["repeats"] + config["after_nudge"]
     guard = StuckGuard(**config)
@@ -105,7 +105,7 @@ def test_a_repeat_failing_with_other_texts_is_stuck_on_the_error(cmd, outs, conf
     assert got[config["repeats"] - 1] == "nudge" and got[-1] == "stop" and guard.rule == "error"
 
 
-@given(COMMANDS, st.lists(OUTPUTS, min_size=8, max_size=8, unique=True), CONFIGS)
+@given(COMMANDS, st.lists(OUTPUTS, min_size=10, max_size=10, unique=True), CONFIGS)
 def test_a_repeat_that_succeeds_with_other_results_is_never_stuck(cmd, outs, config):
     assert set(verdicts([call(cmd, o) for o in outs], **config)) == {None}
 
