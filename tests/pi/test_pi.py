@@ -44,7 +44,9 @@ def test_baseline_is_print_mode_with_the_failing_runs_numbers_and_no_mitigation_
 def test_each_mitigated_policy_maps_to_its_extension():
     assert pi.uses_rpc(MITIGATED)
     assert pi.extensions(MITIGATED, replay=False) == [
-        "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts", "proactive_compaction.ts"]
+        "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "stuck_guard.ts", "auto_compaction.ts",
+        "proactive_compaction.ts"]
+    assert "stuck_guard.ts" not in pi.extensions(MITIGATED.replace(stuck_guard=None), replay=False)
     assert "loop_detector.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
     assert "dry.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)

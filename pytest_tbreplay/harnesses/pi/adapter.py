@@ -206,6 +206,8 @@ class _PiRun:
             POOL.give_back(pi) if keep else pi.close()
             self._read_log()
         self.build.finish(messages)
+        if self.stuck:
+            self._end_stuck()
         if self.trial.outcome == "timeout":
             self.trial.stop_reason = "aborted"  # as the reference harness reports a trial out of time
         if self.trial.outcome == "infra":
@@ -222,6 +224,19 @@ class _PiRun:
         return self.trial
 
     stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
+    stuck: str | None = None  # the stuck guard's stop text, when it ended the trial
+
+    def _end_stuck(self) -> None:
+        """The stuck guard aborted pi before its next request: pi books that as one more assistant
+        message, empty and aborted, which the reference harness never has; the trial ends `stuck`
+        after the last turn that ran tools, as there."""
+        tr = self.trial
+        if tr.turns and tr.turns[-1].stop_reason == "aborted" and not tr.turns[-1].tool_calls \
+                and not tr.turns[-1].completion_tokens:
+            tr.turns.pop()
+            if tr.messages and tr.messages[-1]["role"] == "assistant" and not tr.messages[-1].get("content"):
+                tr.messages.pop()
+        tr.stop_reason, tr.error = "stuck", self.stuck
 
     def _next(self) -> dict | None:
         """The next event (None when pi closed stdout); token events are booked on the way."""
@@ -306,6 +321,10 @@ class _PiRun:
                 self._pending.append(entry)
             elif entry["kind"] == "cut":
                 self.build.cut_messages.add(entry["message"])
+            elif entry["kind"] == "stuck_nudge":  # stuck_guard.ts steered its nudge into the run
+                self.trial.nudges.append(entry["text"])
+            elif entry["kind"] == "stuck":  # stuck_guard.ts aborted the run
+                self.stuck = entry["text"]
             elif entry["kind"] == "cut_call":  # length_nudge.ts blocked a tool call a length stop cut
                 self.trial.nudges.append(entry["text"])
             elif entry["kind"] == "request":
