@@ -142,13 +142,13 @@ def test_both_harnesses_only_when_marked(pytester, monkeypatch):
 
         @pytest.mark.harnesses
         def test_marked(harness):
-            assert harness in ("reference", "pi")
+            assert harness in ("reference", "pi@0.73.1", "pi@1.6.0")
 
         def test_unmarked(harness):
             pass
     """)
     r = pytester.runpytest("-v", "-k", "marked", "-p", "no:randomly")
-    r.stdout.fnmatch_lines(["*test_marked?reference? PASSED*", "*test_marked?pi? *"])
+    r.stdout.fnmatch_lines(["*test_marked?reference? PASSED*", "*test_marked?pi@0.73.1? *", "*test_marked?pi@1.6.0? *"])
     r.stdout.fnmatch_lines(["*test_unmarked ERROR*", "*fixture 'harness' not found*"])
     only = pytester.runpytest("-v", "--harness", "reference", "-k", "test_marked")
     only.assert_outcomes(passed=1)
@@ -169,8 +169,9 @@ def test_pi_is_never_installed_by_a_test(pytester, tmp_path, monkeypatch):
             replay("db-wal-recovery", "baseline", harness)
     """)
     r = pytester.runpytest_subprocess("-rs")
-    r.assert_outcomes(skipped=1)
-    r.stdout.fnmatch_lines(["*pi 0.73.1 is not installed*run `python -m pytest_tbreplay.cli install-pi`*"])
+    r.assert_outcomes(skipped=2)  # one per pi version of the matrix, each saying which to install
+    r.stdout.fnmatch_lines(["*pi 0.73.1 is not installed*run `python -m pytest_tbreplay.cli install-pi 0.73.1`*"])
+    r.stdout.fnmatch_lines(["*pi 1.6.0 is not installed*run `python -m pytest_tbreplay.cli install-pi 1.6.0`*"])
     assert list(cache.iterdir()) == []
     monkeypatch.setenv("CI", "1")
     ci = pytester.runpytest_subprocess()

@@ -224,7 +224,7 @@ def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
     cassettes = {n: cs.load(ROOT / "cassettes" / f"{n}.yaml") for n, _ in runs}
     pi.stop_idle()
     kept = [seen(*run_pi(cassettes[n], profile)) for n, profile in runs]
-    [process] = pi._IDLE.values()  # one process ran all three
+    [process] = pi.pool.POOL._idle.values()  # one process ran all three
     assert process.ids > 3 and process.proc.poll() is None
     fresh = {}
     for n, profile in runs:
@@ -241,8 +241,9 @@ def test_a_kept_pi_that_cannot_start_leaves_no_home_behind(tmp_path, monkeypatch
     to start (here: no such program) must not leave one behind either."""
     monkeypatch.setattr(pi.adapter.tempfile, "tempdir", str(tmp_path))
     c = cs.load(ROOT / "cassettes" / "db-wal-recovery.yaml")
-    run = pi._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
-                    tmp_path / "trial", tmp_path / "no-such-pi", keep=True)
+    run = pi.adapter._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
+                            tmp_path / "trial", pi.PI_VERSION, keep=True)
+    run.pi = tmp_path / "no-such-pi"
     (tmp_path / "trial").mkdir()
     run.budget = MITIGATED.budget(262144)
     with pytest.raises(OSError):
