@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.jobfiles import display
 from pytest_tbreplay.server import llama
 from pytest_tbreplay.serverconfig.sweep import add_arguments as sweep_args
 
@@ -95,13 +96,18 @@ def _sweep(args) -> int:
     return sweep.main(args)
 
 
+def _failed(failed: list) -> None:
+    """FAILED <trial>: <file>: <what is wrong>, one line each (names that are not UTF-8 printable)."""
+    for path, problem in failed:
+        print(f"FAILED {display(path)}: {display(problem)}", file=sys.stderr)
+
+
 def _import(args) -> int:
     from pytest_tbreplay.analysis.importer import import_all
     report = import_all(args.sources, args.output, n_ctx=args.n_ctx, overwrite=args.force)
     for path in report.written:
-        print(f"wrote {path}")
-    for path, problem in report.failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+        print(f"wrote {display(path)}")
+    _failed(report.failed)
     print(f"{len(report.written)} imported, {len(report.failed)} failed")
     return 1 if report.failed else 0
 
@@ -111,8 +117,7 @@ def _summarize(args) -> int:
     recs, failed = sm.records(args.sources)
     for line in sm.table(recs):
         print(line)
-    for path, problem in failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    _failed(failed)
     for option, write in ((args.json, sm.write_json), (args.csv, sm.write_csv), (args.plot, sm.plot)):
         if option:
             write(recs, option)
@@ -122,7 +127,7 @@ def _summarize(args) -> int:
 
 def _whatif(args) -> int:
     from pytest_tbreplay.analysis import whatif as wi
-    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial
+    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial, unexpected
     from pytest_tbreplay.core.profiles import load_profile
     profile, results, failed = load_profile(args.profile), [], []
     for source in args.sources:
@@ -137,13 +142,14 @@ def _whatif(args) -> int:
                 results.append(wi.whatif(c, profile, args.harness))
             except (TrialImportError, cs.CassetteError, ValueError) as e:
                 failed.append((trial, str(e)))
+            except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
+                failed.append((trial, unexpected(trial, e)))
     for line in wi.table(results):
         print(line)
     for w in results:
         for note in w.notes:
             print(f"note {w.trial}: {note}")
-    for path, problem in failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    _failed(failed)
     if args.json:
         args.json.write_text(json.dumps([{"trial": w.trial, "task": w.task, "profile": w.profile,
                                           "first": w.summary(), "left_recording_at": w.left_recording_at,

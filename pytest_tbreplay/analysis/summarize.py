@@ -13,7 +13,9 @@ from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VerifyGate
-from pytest_tbreplay.analysis.importer import OVERFLOW, TrialImportError, find_trials, locate, trial_facts
+from pytest_tbreplay.analysis.importer import (OVERFLOW, NoSession, TrialImportError, _dig, _read_result, find_trials, locate,
+                                               _count, trial_facts, unexpected)
+from pytest_tbreplay.core.jobfiles import display, tail_text
 from pytest_tbreplay.harnesses.pi.session import SessionError, read_session, text_of
 from pytest_tbreplay.core.sse import DONE
 
@@ -101,21 +103,32 @@ def records(sources: list[Path]) -> tuple[list[Record], list[tuple[Path, str]]]:
             else:
                 for trial in find_trials(source):
                     try:
-                        out.append(from_trial(trial))
+                        out.append(_one_trial(Path(trial)))
                     except (TrialImportError, SessionError) as e:
-                        if (Path(trial) / "agent").is_dir():  # pi ran but wrote no session: it never got an answer
-                            out.append(from_unstarted(Path(trial)))
-                        else:
-                            failed.append((trial, str(e)))
+                        failed.append((trial, str(e)))
+                    except Exception as e:  # noqa: BLE001 - one trial's surprise must not drop the rest of the job
+                        failed.append((trial, unexpected(trial, e)))
         except (TrialImportError, cs.CassetteError, SessionError, ValueError, OSError) as e:
             failed.append((source, str(e)))
+        except Exception as e:  # noqa: BLE001
+            failed.append((source, unexpected(source, e)))
     return [classify(r) for r in out], failed
+
+
+def _one_trial(trial: Path) -> Record:
+    try:
+        return from_trial(trial)
+    except NoSession:  # pi ran but wrote no session: it never got an answer
+        return from_unstarted(trial)
 
 
 def from_trial(path: Path) -> Record:
     """From the session and result.json directly: no cassette is built (fast on big job folders)."""
     t = locate(path)
-    session = read_session(t.session)
+    try:
+        session = read_session(t.session, t.root)
+    except SessionError as e:
+        raise TrialImportError(str(e)) from None
     facts = trial_facts(t, session)
     r = Record(facts["task"], facts["trial"], facts["source"], facts["reward"], facts["outcome"],
                n_ctx=facts["n_ctx"], max_tokens=facts["max_tokens"], wall_s=facts["wall_s"],
@@ -148,13 +161,13 @@ def from_trial(path: Path) -> Record:
 
 def from_unstarted(trial: Path) -> Record:
     """A trial whose pi wrote no session (pi writes it with the first answer)."""
-    result = json.loads((trial / "result.json").read_text()) if (trial / "result.json").exists() else {}
-    stderr = trial / "agent" / "pi.stderr"
-    reward = ((result.get("verifier_result") or {}).get("rewards") or {}).get("reward")
-    info = result.get("exception_info") or {}
-    return Record(result.get("task_name") or trial.name.split("__")[0], result.get("trial_name") or trial.name,
-                  trial.name, reward, "failed" if result else "incomplete", exception_type=info.get("exception_type"),
-                  stderr_tail=stderr.read_text(errors="replace")[-2000:] if stderr.exists() else None)
+    result = _read_result(trial / "result.json", trial) or {}
+    reward = _dig(result, "verifier_result", "rewards", "reward")
+    name = display(trial.name)
+    return Record(result.get("task_name") or name.split("__")[0], result.get("trial_name") or name,
+                  name, reward, "failed" if result else "incomplete",
+                  exception_type=_dig(result, "exception_info", "exception_type"),
+                  stderr_tail=tail_text(trial / "agent" / "pi.stderr", trial, 2000))
 
 
 def _split(m: dict, output: int) -> tuple[int, int]:
@@ -177,7 +190,7 @@ def from_cassette(c: cs.Cassette) -> Record:
     m = c.metadata
     imp = m.get("imported") or {}
     r = Record(m["task"], m.get("trial", m["task"]), str(c.path), imp.get("reward"), imp.get("outcome", "unknown"),
-               n_ctx=c.n_ctx, max_tokens=(m.get("harness_profile") or {}).get("max_tokens"),
+               n_ctx=c.n_ctx, max_tokens=_count((m.get("harness_profile") or {}).get("max_tokens")),
                exception_type=imp.get("exception_type"), stderr_tail=imp.get("pi_stderr"))
     if m["provenance"] != "imported":
         r.outcome = "failed"  # a reconstructed or recorded failure cassette shows a failed trial
