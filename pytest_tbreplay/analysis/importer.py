@@ -383,7 +383,8 @@ class _Importer:
             self.synthesized.add("n_ctx unknown: replay cannot emulate the context limit (pass --n-ctx)")
         meta["imported"]["synthesized"] = sorted(self.synthesized)
         # Names from folder names (maybe not UTF-8) and texts from result.json: saveable as UTF-8.
-        return cs.Cassette(jobfiles.scrub(meta), interactions)
+        # and every value under a secret-like name (a manifest's profile or /props settings) redacted.
+        return cs.Cassette(redact.value(jobfiles.scrub(meta)), interactions)
 
     def _task(self) -> str:
         if self.result and self.result.get("task_name"):
@@ -412,9 +413,9 @@ class _Importer:
             "source": _relative(self.t.session if self.t.layout == "pi-session" else self.t.root, self.t.job_root),
             "layout": self.t.layout, "reward": reward, "outcome": _outcome(r, self.t.layout, reward),
             "exception_type": info.get("exception_type"),
-            "exception_message": (info.get("exception_message") or "")[-EXCERPT:] or None,
-            "verifier_output": self._tail(self.t.file("verifier", "test-stdout.txt")),
-            "pi_stderr": self._tail(stderr) if stderr else None,
+            "exception_message": redact.text((info.get("exception_message") or "")[-EXCERPT:]) or None,
+            "verifier_output": redact.text(self._tail(self.t.file("verifier", "test-stdout.txt"))),
+            "pi_stderr": redact.text(self._tail(stderr)) if stderr else None,
             "profile_known": self.manifest is not None or self.t.layout == "mitigated-pi",
             "pi_version": (self.manifest or {}).get("pi_version") or (r.get("agent_info") or {}).get("version") or PI_VERSION,
             "started_at": r.get("started_at") or self.session.started, "finished_at": r.get("finished_at"),

@@ -554,7 +554,8 @@ def to_dict(c: Cassette, redact: bool = True) -> dict:
         if it.match:
             d["match"] = {"contains": it.match}
         out.append(d)
-    return {"version": VCR_VERSION, "metadata": dict(c.metadata, format=FORMAT), "messages": store,
+    metadata = redaction.value(c.metadata) if redact else c.metadata  # a settings dict may carry an api_key
+    return {"version": VCR_VERSION, "metadata": dict(metadata, format=FORMAT), "messages": store,
             "interactions": out}
 
 
