@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
-from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VerifyGate
+from pytest_tbreplay.analysis.claims import claim
+from pytest_tbreplay.policies.gate import VerifyGate
 from pytest_tbreplay.analysis.importer import (OVERFLOW, NoSession, TrialImportError, _dig, _read_result, find_trials, locate,
                                                _count, trial_facts, unexpected)
 from pytest_tbreplay.core.jobfiles import display, tail_text
@@ -75,9 +76,8 @@ def classify(r: Record) -> Record:
                            + (f" of {r.max_tokens}" if r.max_tokens else "")))
     if r.outcome == "timeout":
         found.append(("C", f"Harbor {r.exception_type or 'AgentTimeoutError'}: out of the agent's time"))
-    if r.outcome == "failed" and SUCCESS_CLAIM.search(r.final_text or ""):
-        claim = SUCCESS_CLAIM.search(r.final_text).group(0)
-        found.append(("D", f"reward {r.reward} after a final message claiming success ({claim!r})"))
+    if r.outcome == "failed" and (said := claim(r.final_text)):
+        found.append(("D", f"reward {r.reward} after a final message claiming success ({said!r})"))
     if not found and r.outcome in ("failed", "error"):
         found.append(("F", f"reward {r.reward}, {r.outcome}, no mechanical mode"))
     if not found:
@@ -301,17 +301,38 @@ def write_csv(recs: list[Record], path: Path) -> None:
             w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
 
 
+MAX_ROWS = 60  # trials drawn one bar each; more are drawn as a scatter and counts (readable, seconds)
+
+
+def _ratio(a, b) -> float:
+    return a / b if isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 else 0.0
+
+
 def plot(recs: list[Record], path: Path) -> None:
-    """Per trial: peak context / n_ctx and longest turn / max tokens, coloured by mode."""
+    """Per trial: peak context / n_ctx and longest turn / max tokens, coloured by mode. Past
+    MAX_ROWS trials, one point per trial and the trials per mode instead of a bar each."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    names = [f"{r.task[:28]} ({r.trial[-7:]})" if r.trial != r.task else r.task[:36] for r in recs]
     colors = [COLORS.get(r.mode, COLORS["?"]) for r in recs]
-    ctx = [r.peak_prompt_tokens / r.n_ctx if r.n_ctx else 0 for r in recs]
-    turn = [r.max_turn_tokens / r.max_tokens if r.max_tokens else 0 for r in recs]
+    ctx = [_ratio(r.peak_prompt_tokens, r.n_ctx) for r in recs]
+    turn = [_ratio(r.max_turn_tokens, r.max_tokens) for r in recs]
+    used = dict.fromkeys(r.mode for r in recs)
+    if len(recs) > MAX_ROWS:
+        fig, axes = _aggregate(plt, recs, ctx, turn, colors, used)
+    else:
+        fig, axes = _bars(plt, recs, ctx, turn, colors)
+    fig.legend(handles=[Patch(color=COLORS.get(m, COLORS["?"]), label=f"{m}: {MODES.get(m, m)}") for m in used],
+               loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _bars(plt, recs, ctx, turn, colors):
+    names = [f"{r.task[:28]} ({r.trial[-7:]})" if r.trial != r.task else r.task[:36] for r in recs]
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.28 * len(recs)), sharey=True)
     for ax, values, title in ((axes[0], ctx, "peak prompt tokens / n_ctx"),
                               (axes[1], turn, "longest turn / max tokens")):
@@ -321,9 +342,20 @@ def plot(recs: list[Record], path: Path) -> None:
         ax.set_xlim(0, max([1.1, *values]) * 1.05)
     axes[0].set_yticks(range(len(recs)), names, fontsize=8)
     axes[0].invert_yaxis()
-    used = dict.fromkeys(r.mode for r in recs)
-    fig.legend(handles=[Patch(color=COLORS.get(m, COLORS["?"]), label=f"{m}: {MODES.get(m, m)}") for m in used],
-               loc="lower center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig, axes
+
+
+def _aggregate(plt, recs, ctx, turn, colors, used):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    axes[0].scatter(ctx, turn, c=colors, s=8, alpha=0.6, linewidths=0)
+    axes[0].axvline(1.0, color="black", linewidth=1)
+    axes[0].axhline(1.0, color="black", linewidth=1)
+    axes[0].set_xlabel("peak prompt tokens / n_ctx")
+    axes[0].set_ylabel("longest turn / max tokens")
+    axes[0].set_title(f"{len(recs):,} trials, one point each")
+    counts = [sum(r.mode == m for r in recs) for m in used]
+    axes[1].barh(range(len(used)), counts, color=[COLORS.get(m, COLORS["?"]) for m in used])
+    axes[1].set_yticks(range(len(used)), [f"{m}: {MODES.get(m, m)}" for m in used], fontsize=8)
+    axes[1].invert_yaxis()
+    axes[1].set_title("trials by main mode")
+    return fig, axes
