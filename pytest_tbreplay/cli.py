@@ -223,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.set_defaults(func=_export)
     args = p.parse_args(argv)
+    from pytest_tbreplay.replay.engine import ReplayError
+    from pytest_tbreplay.replay.tools import ToolReplayError
     try:
         return args.func(args)
+    except (ReplayError, ToolReplayError) as e:  # the harness left the recording: a result, not a crash
+        print(f"tbreplay {args.command}: {getattr(args, 'cassette', '')}: {e}", file=sys.stderr)
+        return 1
     except (cs.CassetteError, llama.ServerBuildError, llama.LlamaServerError, FileExistsError, ValueError,
             OSError) as e:
         print(f"tbreplay: {e}", file=sys.stderr)

@@ -443,6 +443,11 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     if meta["format"] not in READABLE_FORMATS:
         raise CassetteError(path, f"unknown tbreplay format {meta['format']!r} (this version reads "
                                   f"{READABLE_FORMATS}); upgrade pytest-tbreplay")
+    for key in ("task", "trial", "failure_mode"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key]) and (key != "trial" or meta[key] is not None):
+            raise CassetteError(path, f"metadata.{key} must be text, not {str(meta[key])[:40]!r}")
+    if not isinstance(meta["harness_profile"], dict) or not isinstance(meta.get("imported") or {}, dict):
+        raise CassetteError(path, "metadata.harness_profile (and metadata.imported) must be mappings")
     if meta["provenance"] not in PROVENANCES:
         raise CassetteError(path, f"provenance {meta['provenance']!r} is not one of {PROVENANCES}")
     n_ctx = meta["server"].get("n_ctx") if isinstance(meta["server"], dict) else "?"
