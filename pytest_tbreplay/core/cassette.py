@@ -260,17 +260,25 @@ def _tool_results(raw: Any, bad) -> list[ToolResult]:
     return out
 
 
+MAX_REFS = 1_000_000  # messages one request may name: far above any real trial, far below a memory bomb
+_RANGE = re.compile(r"(\d{1,9})(?:-(\d{1,9}))?")
+
+
 def _ranges(raw: Any, n_store: int, path, i: int) -> list[int]:
-    """ "0-41 57" -> [0, ..., 41, 57], every index inside the store."""
-    out = []
-    try:
-        for part in str(raw).split():
-            lo, _, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise CassetteError(path, f"messages must be index ranges such as '0-41 57', not {str(raw)[:40]!r}", i) from None
-    if out and not (0 <= min(out) and max(out) < n_store):
-        raise CassetteError(path, f"messages {raw!r} point outside the {n_store} stored messages", i)
+    """ "0-41 57" -> [0, ..., 41, 57], every index inside the store. Each range is checked before
+    it is expanded, so a reference such as "0-999999999" costs nothing."""
+    out: list[int] = []
+    for part in str(raw).split():
+        m = _RANGE.fullmatch(part)
+        if m is None:
+            raise CassetteError(path, f"messages must be index ranges such as '0-41 57', not {str(raw)[:40]!r}", i)
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if not lo <= hi < n_store:
+            raise CassetteError(path, f"messages {part!r} point outside the {n_store} stored messages "
+                                      "(or run backwards)", i)
+        if len(out) + hi - lo + 1 > MAX_REFS:
+            raise CassetteError(path, f"messages name more than {MAX_REFS:,} messages for one request", i)
+        out.extend(range(lo, hi + 1))
     return out
 
 
@@ -435,6 +443,11 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     if meta["format"] not in READABLE_FORMATS:
         raise CassetteError(path, f"unknown tbreplay format {meta['format']!r} (this version reads "
                                   f"{READABLE_FORMATS}); upgrade pytest-tbreplay")
+    for key in ("task", "trial", "failure_mode"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key]) and (key != "trial" or meta[key] is not None):
+            raise CassetteError(path, f"metadata.{key} must be text, not {str(meta[key])[:40]!r}")
+    if not isinstance(meta["harness_profile"], dict) or not isinstance(meta.get("imported") or {}, dict):
+        raise CassetteError(path, "metadata.harness_profile (and metadata.imported) must be mappings")
     if meta["provenance"] not in PROVENANCES:
         raise CassetteError(path, f"provenance {meta['provenance']!r} is not one of {PROVENANCES}")
     n_ctx = meta["server"].get("n_ctx") if isinstance(meta["server"], dict) else "?"
@@ -546,7 +559,8 @@ def to_dict(c: Cassette, redact: bool = True) -> dict:
         if it.match:
             d["match"] = {"contains": it.match}
         out.append(d)
-    return {"version": VCR_VERSION, "metadata": dict(c.metadata, format=FORMAT), "messages": store,
+    metadata = redaction.value(c.metadata) if redact else c.metadata  # a settings dict may carry an api_key
+    return {"version": VCR_VERSION, "metadata": dict(metadata, format=FORMAT), "messages": store,
             "interactions": out}
 
 
