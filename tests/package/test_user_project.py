@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tbreplay.core.cache import CACHE
 from pytest_tbreplay.harnesses import pi as pi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,7 +217,8 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
             assert thresholds_for("SmolLM2-135M-Instruct.Q4_1.gguf")
             assert replay("polyglot-rust-c", "mitigated").trial.nudges
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # pytester moves HOME: the user's package cache (the built llama-server, the pis) is named outright
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TBREPLAY_CACHE": str(CACHE)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=pytester.path,
                           env=env | {"PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
