@@ -261,7 +261,8 @@ class RecordingProxy:
         self.httpd = ThreadingHTTPServer((host, port), type("Handler", (_Handler,), {"proxy": self}))
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # poll_interval: how soon close() returns (serve_forever checks for shutdown that often)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._kept: list[tuple[int, Interaction]] = []

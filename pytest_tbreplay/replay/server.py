@@ -139,7 +139,7 @@ class ReplayServer:
         self.httpd = _Server((host, port), handler)
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         # A short poll: shutdown() waits for it, and close must finish within a second.
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name="tbreplay-replay-server")
 
     def __enter__(self) -> "ReplayServer":
