@@ -24,6 +24,7 @@ class Departure:
     """The first point where what the harness saw or sent is not what the recording holds."""
     interaction: int  # the cassette's interaction where it happened
     kind: str  # max_tokens | compaction | retry | overflow | refused_cut_call | nudge | unrecorded_request
+    # (nudge: any message the harness added, a length nudge or a verify demand)
     text: str
 
 
@@ -65,12 +66,17 @@ def course(engine: ReplayEngine, outcome: str, stop_reason: str) -> Course:
 
 
 def _served_departures(c: cs.Cassette, served: list[Served]) -> list[Departure]:
-    out, seen, at = [], set(), -1
+    out, seen, at, was_scripted = [], set(), -1, False
     for s in served:
         scripted = s.index is not None and bool(c.interactions[s.index].scripted)
         nxt = _next_recorded(c, at)
         if not s.request.get("tools") and (s.index is None or scripted):  # pi's summary request has no tools
             out.append(Departure(nxt, "compaction", f"compaction at {nxt} (a scripted summary answered it)"))
+        elif scripted and not was_scripted:  # a nudge, a verify demand: the scripted continuation starts
+            last = (s.request.get("messages") or [{}])[-1]
+            kind = "nudge" if last.get("role") == "user" else "unrecorded_request"
+            out.append(Departure(nxt, kind, f"a new {last.get('role', '?')} message at {nxt} "
+                                            f"({message_text(last)[:50]!r}; a scripted answer)"))
         elif s.index is None and s.status == 400:
             it = c.interactions[nxt] if nxt < len(c.interactions) else None
             if it is None or not is_overflow(it.status, it.body):
@@ -85,6 +91,7 @@ def _served_departures(c: cs.Cassette, served: list[Served]) -> list[Departure]:
             out.append(Departure(s.index, "max_tokens", f"max tokens lowered to {max_tokens_of(s.request):,} at "
                                                         f"{s.index}: the recorded answer ({_n(was)} tokens) cut at "
                                                         f"{s.cut_at:,}"))
+        was_scripted = scripted
         if s.index is not None and not scripted:
             seen.add(s.index)
             at = max(at, s.index)
@@ -116,10 +123,9 @@ def _first_lowered(c: cs.Cassette, served: list[Served]) -> tuple[int, int] | No
 
 
 def _next_recorded(c: cs.Cassette, after: int) -> int:
-    i = after + 1
-    while i < len(c.interactions) and c.interactions[i].scripted:
-        i += 1
-    return i
+    """The recorded interaction due after `after` (scripted ones skipped); after + 1 past the
+    recording's end."""
+    return next((i for i in range(after + 1, len(c.interactions)) if not c.interactions[i].scripted), after + 1)
 
 
 def _n(v) -> str:
