@@ -147,7 +147,7 @@ def _whatif(args) -> int:
     for path, problem in failed:
         print(f"FAILED {path}: {problem}", file=sys.stderr)
     if args.markdown:
-        args.markdown.write_text("\n".join(wi.departures(results, markdown=True)) + "\n")
+        args.markdown.write_text("\n".join(wi.grid(results)) + "\n")
     if args.json:
         args.json.write_text(json.dumps([_whatif_json(w) for w in results], indent=1))
     return 1 if failed else 0
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="reference (default), pi or pi@VERSION (repeatable: e.g. pi@0.73.1 and pi@1.6.0)")
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
     s.add_argument("--json", type=Path, help="write the effects and departures as JSON")
-    s.add_argument("--markdown", type=Path, help="write the departures table as markdown")
+    s.add_argument("--markdown", type=Path, help="write the departures as a markdown table (a row per cassette, "
+                                                 "a column per profile and harness)")
     s.set_defaults(func=_whatif)
     s = sub.add_parser("view", help="a static site (HTML, no server): job page, trial pages, comparison pages")
     s.add_argument("sources", nargs="+", type=Path, help="job/trial folders, pi sessions or cassettes")

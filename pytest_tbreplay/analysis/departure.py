@@ -23,9 +23,20 @@ REFUSED_CUT_CALL = ("was not executed", "output token limit")
 class Departure:
     """The first point where what the harness saw or sent is not what the recording holds."""
     interaction: int  # the cassette's interaction where it happened
-    kind: str  # max_tokens | compaction | retry | overflow | refused_cut_call | nudge | unrecorded_request
-    # (nudge: any message the harness added, a length nudge or a verify demand)
+    kind: str  # max_tokens | compaction | retry | overflow | refused_cut_call | nudge | scripted | unrecorded_request
+    # (nudge: a message the harness added, a length nudge or a verify demand; scripted: a request
+    # beyond the recording that a scripted interaction answered)
     text: str
+    value: int | None = None  # max_tokens: what max tokens were lowered to
+
+    @property
+    def label(self) -> str:
+        return f"max tokens {self.value:,}" if self.kind == "max_tokens" else LABELS.get(self.kind, self.kind)
+
+
+LABELS = {"compaction": "compaction", "retry": "retry", "overflow": "context 400 where the recording had none",
+          "scripted": "scripted continuation",
+          "refused_cut_call": "refused cut call", "nudge": "harness message", "unrecorded_request": "unrecorded request"}
 
 
 @dataclass
@@ -36,6 +47,16 @@ class Course:
     played: int  # recorded interactions the replay played
     recorded: int  # recorded (not scripted) interactions
     ending: str
+    outcome: str = ""
+
+    @property
+    def short(self) -> str:
+        """A table cell: where, why (and what it led to), how it ended."""
+        played = f"{self.played}/{self.recorded} played"
+        if not self.departures:
+            return f"follows the recording; {self.outcome}, {played}"
+        chain = " → ".join(d.label for d in self.departures[:2])
+        return f"{self.departures[0].interaction}: {chain}; {self.outcome}, {played}"
 
     @property
     def first(self) -> Departure | None:
@@ -62,7 +83,7 @@ def course(engine: ReplayEngine, outcome: str, stop_reason: str) -> Course:
     ending = f"{outcome} (stop {stop_reason}), {played} of {len(recorded)} recorded interactions played"
     if mismatch is not None:
         ending += f", no recorded answer at {mismatch.index}"
-    return Course(out, _first_lowered(c, engine.served), played, len(recorded), ending)
+    return Course(out, _first_lowered(c, engine.served), played, len(recorded), ending, outcome)
 
 
 def _served_departures(c: cs.Cassette, served: list[Served]) -> list[Departure]:
@@ -74,7 +95,7 @@ def _served_departures(c: cs.Cassette, served: list[Served]) -> list[Departure]:
             out.append(Departure(nxt, "compaction", f"compaction at {nxt} (a scripted summary answered it)"))
         elif scripted and not was_scripted:  # a nudge, a verify demand: the scripted continuation starts
             last = (s.request.get("messages") or [{}])[-1]
-            kind = "nudge" if last.get("role") == "user" else "unrecorded_request"
+            kind = "nudge" if last.get("role") == "user" else "scripted"
             out.append(Departure(nxt, kind, f"a new {last.get('role', '?')} message at {nxt} "
                                             f"({message_text(last)[:50]!r}; a scripted answer)"))
         elif s.index is None and s.status == 400:
@@ -90,7 +111,7 @@ def _served_departures(c: cs.Cassette, served: list[Served]) -> list[Departure]:
             was = c.interactions[s.index].usage.get("completion_tokens")
             out.append(Departure(s.index, "max_tokens", f"max tokens lowered to {max_tokens_of(s.request):,} at "
                                                         f"{s.index}: the recorded answer ({_n(was)} tokens) cut at "
-                                                        f"{s.cut_at:,}"))
+                                                        f"{s.cut_at:,}", max_tokens_of(s.request)))
         was_scripted = scripted
         if s.index is not None and not scripted:
             seen.add(s.index)

@@ -39,6 +39,7 @@ class WhatIf:
     left_recording_at: int | None = None  # the interaction the harness asked for and the cassette lacked
     notes: list[str] = field(default_factory=list)
     harness: str = "reference"
+    source: str = ""  # the cassette's file name (a trial's name can differ from it)
     course: Course | None = None  # where the replay left the recording, why, and how the trial ended
 
     @property
@@ -53,6 +54,7 @@ class WhatIf:
 
 def whatif(c: cs.Cassette, profile: Profile, harness: str = "reference") -> WhatIf:
     w = WhatIf(c.metadata.get("trial", c.metadata["task"]), c.metadata["task"], profile.name, harness=harness)
+    w.source = c.path.name if c.path else w.trial
     try:
         r = replay_cassette(c, profile, harness)
     except ToolReplayError as e:
@@ -160,9 +162,23 @@ def departures(results: list[WhatIf], markdown: bool = False) -> list[str]:
         lowered = f" (max tokens first lowered at {c.first_lowered[0]}: {c.first_lowered[1]:,})" \
             if c and c.first_lowered else ""
         why = (c.why + lowered) if c else "; ".join(w.notes)
-        rows.append((w.trial, w.profile, w.harness, at or "-", why, c.ending if c else "not replayed"))
+        rows.append((w.source or w.trial, w.profile, w.harness, at or "-", why, c.ending if c else "not replayed"))
     if markdown:
         return [f"| {' | '.join(head)} |", "|" + "---|" * len(head)] + \
                [f"| {' | '.join(str(x).replace('|', '/') for x in r)} |" for r in rows]
-    return [f"{w.trial[:30]:30} {w.profile[:10]:10} {w.harness:10} {at:>6}  {why}  => {end}"
+    return [f"{(w.source or w.trial)[:30]:30} {w.profile[:10]:10} {w.harness:10} {at:>6}  {why}  => {end}"
             for w, (_, _, _, at, why, end) in zip(results, rows)]
+
+
+def grid(results: list[WhatIf]) -> list[str]:
+    """The departures as a markdown table: a row per cassette, a column per profile and harness,
+    each cell where the replay leaves the recording, why, and how the trial ends."""
+    columns = list(dict.fromkeys((w.profile, w.harness) for w in results))
+    cells: dict[str, dict] = {}
+    for w in results:
+        cells.setdefault(w.source or w.trial, {})[(w.profile, w.harness)] = \
+            w.course.short if w.course else "; ".join(w.notes) or "not replayed"
+    head = ["cassette"] + [f"{p} {h}" for p, h in columns]
+    return [f"| {' | '.join(head)} |", "|" + "---|" * len(head)] + \
+           [f"| {name} | " + " | ".join(row.get(col, "").replace("|", "/") for col in columns) + " |"
+            for name, row in cells.items()]

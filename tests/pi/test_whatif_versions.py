@@ -51,4 +51,5 @@ def test_whatif_command_writes_the_departures_per_harness(tmp_path, capsys):
     assert row["harness"] == f"pi@{PI_VERSION}" and row["profile"] == "baseline"
     assert [d["kind"] for d in row["departures"][:2]] == ["max_tokens", "refused_cut_call"]
     assert "leaves the recording" in capsys.readouterr().out
-    assert md.read_text().startswith("| trial | profile | harness | leaves at | why | ends |")
+    assert md.read_text().startswith(f"| cassette | baseline pi@{PI_VERSION} |")
+    assert "max tokens 1 → refused cut call" in md.read_text()
