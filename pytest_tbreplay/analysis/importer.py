@@ -373,6 +373,7 @@ class _Importer:
         info = r.get("exception_info") or {}
         reward = ((r.get("verifier_result") or {}).get("rewards") or {}).get("reward")
         stderr = self.t.file("agent", "pi.stderr") if self.t.layout == "mitigated-pi" else None
+        version, version_source = self._version()
         return {
             "source": _relative(self.t.session if self.t.layout == "pi-session" else self.t.root, self.t.job_root),
             "layout": self.t.layout, "reward": reward, "outcome": _outcome(r, self.t.layout, reward),
@@ -381,7 +382,7 @@ class _Importer:
             "verifier_output": _tail(self.t.file("verifier", "test-stdout.txt")),
             "pi_stderr": _tail(stderr) if stderr else None,
             "profile_known": self.manifest is not None or self.t.layout == "mitigated-pi",
-            "pi_version": self._version()[0], "pi_version_source": self._version()[1],
+            "pi_version": version, "pi_version_source": version_source,
             "started_at": r.get("started_at") or self.session.started, "finished_at": r.get("finished_at"),
             "turns": [[_iso_ms(c.message.get("timestamp")), c.entry.get("timestamp")] for c in calls],
         }
