@@ -200,11 +200,15 @@ class _Importer:
         """pi's version and where it was read: the manifest, Harbor's result.json or config.json,
         else the session's shape."""
         r = self.result or {}
-        config = _read_json(self.t.file("config.json")) if self.t.layout != "pi-session" else None
-        kwargs = ((r.get("config") or config or {}).get("agent") or {}).get("kwargs") or {}
+        config = (_read_json(self.t.file("config.json")) if self.t.layout != "pi-session" else None) or {}
+
+        def kwarg(c: dict):
+            kwargs = ((c or {}).get("agent") or {}).get("kwargs") or {}
+            return kwargs.get("pi_version") or kwargs.get("version")  # MitigatedPi's, Harbor's pi's
         for value, source in (((self.manifest or {}).get("pi_version"), "manifest"),
                               ((r.get("agent_info") or {}).get("version"), "result.json agent_info"),
-                              (kwargs.get("pi_version") or kwargs.get("version"), "agent kwargs")):
+                              (kwarg(r.get("config")), "result.json agent kwargs"),
+                              (kwarg(config), "config.json agent kwargs")):
             if isinstance(value, str) and VERSION.fullmatch(value):
                 return value, source
         if self.session.system_message is not None:

@@ -75,19 +75,25 @@ def test_a_bare_json_output_is_read_as_its_session(bare_run):
     assert from_events.system_prompt() == from_file.system_prompt()
 
 
-def test_a_harbor_trial_of_pi_1x_imports_with_the_version_harbor_recorded(bare_run, tmp_path):
-    """Harbor's own pi agent keeps the session under agent/pi/sessions and its version in result.json."""
+@pytest.mark.parametrize("where", ["result.json agent_info", "config.json agent kwargs"])
+def test_a_harbor_trial_of_pi_1x_imports_with_the_version_harbor_recorded(bare_run, tmp_path, where):
+    """Harbor's own pi agent keeps the session under agent/pi/sessions, its version in result.json's
+    agent_info, and the version it was asked to install (`--ak version=`) in the trial's config."""
     _, session, served = bare_run
     root = tmp_path / "job" / "hi__Pi1x001"
     (root / "agent" / "pi" / "sessions").mkdir(parents=True)
     shutil.copy(session, root / "agent" / "pi" / "sessions" / session.name)
     result = trial_result("hi", root.name, reward=0.0, agent="harbor-pi", n_ctx=None, profile=None)
-    result["agent_info"] = {"name": "pi", "version": PI_VERSION}
+    if where == "result.json agent_info":
+        result["agent_info"] = {"name": "pi", "version": PI_VERSION}
+    else:  # Harbor writes `version() or "unknown"`
+        result["agent_info"] = {"name": "pi", "version": "unknown"}
+        (root / "config.json").write_text(json.dumps({"agent": {"name": "pi", "kwargs": {"version": PI_VERSION}}}))
     (root / "result.json").write_text(json.dumps(result))
     c = import_trial(root, n_ctx=4096)
     imp = c.metadata["imported"]
     assert imp["layout"] == "harbor-pi" and imp["pi_version"] == PI_VERSION
-    assert imp["pi_version_source"] == "result.json agent_info"
+    assert imp["pi_version_source"] == where
     assert [it.request["messages"] for it in c.interactions] == [s.request["messages"] for s in served]
 
 
