@@ -62,3 +62,14 @@ def test_the_request_the_cassette_lacks_is_named_by_what_it_ends_in(messages, to
     d = _unrecorded(_mismatch(messages, tools))
     assert d.kind == kind and d.interaction == 7
     assert all(w in REFUSAL for w in REFUSED_CUT_CALL)
+
+
+def test_the_same_recorded_request_sent_twice_is_a_retry():
+    """A retry (pi 1.x's compact-and-retry, an auto retry) asks a recorded interaction again: the
+    engine's record has that index twice."""
+    from pytest_tbreplay.analysis.departure import _served_departures
+    from pytest_tbreplay.replay.engine import Served
+    c = cs.load(ROOT / "cassettes" / "db-wal-recovery.yaml")
+    served = [Served(c.interactions[i].request, i, 200, 100) for i in (0, 1, 1, 2)]
+    [d] = _served_departures(c, served)
+    assert d.kind == "retry" and d.interaction == 1 and d.label == "retry"
