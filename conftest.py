@@ -6,6 +6,10 @@ import json
 import pytest
 
 pytest_plugins = ["pytester"]
+# The smoke tasks' verifiers are run by pytest_tbreplay.smoke.tasks against an app folder, in their
+# own pytest process: a pytest of this repository must not collect them (they would test /app, and
+# share the module name test_outputs). Here, not in smoke/, so the wheel ships no conftest.
+collect_ignore_glob = ["smoke/*/tests/*", "smoke/*/solution/*", "smoke/*/wrong/*", "smoke/*/environment/*"]
 
 
 def pytest_addoption(parser):

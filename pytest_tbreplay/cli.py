@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.jobfiles import display
 from pytest_tbreplay.harnesses import harness_name
-from pytest_tbreplay.shipped import find_cassette, ini_cassette_dir
 from pytest_tbreplay.server import llama
 from pytest_tbreplay.serverconfig.sweep import add_arguments as sweep_args
+from pytest_tbreplay.shipped import find_cassette, ini_cassette_dir
 
 
 def _setup(args) -> int:
@@ -51,8 +52,8 @@ def _cassette(args) -> Path:
 
 
 def _replay(args) -> int:
-    from pytest_tbreplay.run import replay_cassette
     from pytest_tbreplay.core.profiles import load_profile
+    from pytest_tbreplay.run import replay_cassette
 
     r = replay_cassette(cs.load(_cassette(args)), load_profile(args.profile), args.harness)
     r.engine.check()
@@ -77,9 +78,8 @@ def _show(args) -> int:
 
 
 def _lint_config(args) -> int:
-    from pytest_tbreplay.serverconfig import lint
-    from pytest_tbreplay.serverconfig import llamaswap
     from pytest_tbreplay.core.profiles import load_profile
+    from pytest_tbreplay.serverconfig import lint, llamaswap
 
     profile = load_profile(args.profile) if args.profile != "none" else None
     if args.server_url:
@@ -104,13 +104,18 @@ def _sweep(args) -> int:
     return sweep.main(args)
 
 
+def _failed(failed: list) -> None:
+    """FAILED <trial>: <file>: <what is wrong>, one line each (names that are not UTF-8 printable)."""
+    for path, problem in failed:
+        print(f"FAILED {display(path)}: {display(problem)}", file=sys.stderr)
+
+
 def _import(args) -> int:
     from pytest_tbreplay.analysis.importer import import_all
     report = import_all(args.sources, args.output, n_ctx=args.n_ctx, overwrite=args.force)
     for path in report.written:
-        print(f"wrote {path}")
-    for path, problem in report.failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+        print(f"wrote {display(path)}")
+    _failed(report.failed)
     print(f"{len(report.written)} imported, {len(report.failed)} failed")
     return 1 if report.failed else 0
 
@@ -120,8 +125,7 @@ def _summarize(args) -> int:
     recs, failed = sm.records(args.sources)
     for line in sm.table(recs):
         print(line)
-    for path, problem in failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    _failed(failed)
     for option, write in ((args.json, sm.write_json), (args.csv, sm.write_csv), (args.plot, sm.plot)):
         if option:
             write(recs, option)
@@ -131,10 +135,20 @@ def _summarize(args) -> int:
 
 def _whatif(args) -> int:
     from pytest_tbreplay.analysis import whatif as wi
+    from pytest_tbreplay.analysis.importer import TrialImportError, unexpected
     from pytest_tbreplay.core.profiles import load_profile
     profiles, harnesses = [load_profile(p) for p in args.profile], args.harness or ["reference"]
     cassettes, failed = _whatif_sources(args)
-    results = [wi.whatif(c, profile, harness) for c in cassettes for profile in profiles for harness in harnesses]
+    results = []
+    for trial, c in cassettes:
+        for profile in profiles:
+            for harness in harnesses:
+                try:
+                    results.append(wi.whatif(c, profile, harness))
+                except (TrialImportError, cs.CassetteError, ValueError) as e:
+                    failed.append((trial, str(e)))
+                except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
+                    failed.append((trial, unexpected(trial, e)))
     if len(profiles) == len(harnesses) == 1:
         for line in wi.table(results):
             print(line)
@@ -144,8 +158,7 @@ def _whatif(args) -> int:
         print(line)
     for trial, note in dict.fromkeys((w.trial, note) for w in results for note in w.notes):
         print(f"note {trial}: {note}")
-    for path, problem in failed:
-        print(f"FAILED {path}: {problem}", file=sys.stderr)
+    _failed(failed)
     if args.markdown:
         args.markdown.write_text("\n".join(wi.grid(results)) + "\n")
     if args.json:
@@ -154,7 +167,8 @@ def _whatif(args) -> int:
 
 
 def _whatif_sources(args) -> tuple[list, list]:
-    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial
+    """(trial, cassette) of every source, and (trial, problem) of those that cannot be read."""
+    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial, unexpected
     cassettes, failed = [], []
     for source in args.sources:
         try:
@@ -164,10 +178,12 @@ def _whatif_sources(args) -> tuple[list, list]:
             continue
         for trial in trials:
             try:
-                cassettes.append(cs.load(trial) if str(trial).endswith((".yaml", ".yml"))
-                                 else import_trial(trial, args.n_ctx))
+                cassettes.append((trial, cs.load(trial) if str(trial).endswith((".yaml", ".yml"))
+                                  else import_trial(trial, args.n_ctx)))
             except (TrialImportError, cs.CassetteError, ValueError) as e:
                 failed.append((trial, str(e)))
+            except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
+                failed.append((trial, unexpected(trial, e)))
     return cassettes, failed
 
 
@@ -211,7 +227,8 @@ def _export(args) -> int:
 
 
 def _export_atif(args) -> int:
-    from pytest_tbreplay.analysis import atif, trialview as tv
+    from pytest_tbreplay.analysis import atif
+    from pytest_tbreplay.analysis import trialview as tv
     from pytest_tbreplay.analysis.importer import import_trial
     from pytest_tbreplay.core.profiles import load_profile
     from pytest_tbreplay.run import replay_cassette
@@ -319,8 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.set_defaults(func=_export)
     args = p.parse_args(argv)
+    from pytest_tbreplay.replay.engine import ReplayError
+    from pytest_tbreplay.replay.tools import ToolReplayError
     try:
         return args.func(args)
+    except (ReplayError, ToolReplayError) as e:  # the harness left the recording: a result, not a crash
+        print(f"tbreplay {args.command}: {getattr(args, 'cassette', '')}: {e}", file=sys.stderr)
+        return 1
     except (cs.CassetteError, llama.ServerBuildError, llama.LlamaServerError, FileExistsError, ValueError,
             OSError) as e:
         print(f"tbreplay: {e}", file=sys.stderr)

@@ -7,14 +7,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
-from pytest_tbreplay.core.trial import Endpoint, TaskSpec
-from pytest_tbreplay.harnesses import HARNESSES, MATRIX, run_harness  # noqa: F401 (HARNESSES, MATRIX: re-exported)
 from pytest_tbreplay.core.profiles import Profile
+from pytest_tbreplay.core.trial import Endpoint, TaskSpec, Trial, Turn
+from pytest_tbreplay.harnesses import HARNESSES, MATRIX, run_harness  # noqa: F401 (HARNESSES, MATRIX: re-exported)
 from pytest_tbreplay.record.proxy import RecordingProxy
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport, Served
 from pytest_tbreplay.replay.server import ReplayServer
-from pytest_tbreplay.core.trial import Trial, Turn
-
 
 
 @dataclass
@@ -84,7 +82,27 @@ def replay_cassette(c: cs.Cassette, profile: Profile, harness: str = "reference"
     else:
         with ReplayServer(engine) as server:
             trial = run_harness(harness, profile, task, Endpoint(server.url, cassette=c, model=model))
+    if not realtime:
+        _recorded_rates(trial, engine, c)
     return Replayed(trial, engine)
+
+
+def _recorded_rates(trial: Trial, engine: ReplayEngine, c: cs.Cassette) -> None:
+    """A replay as fast as it can go measures the replay (729,060 tok/s), not the model: each turn
+    gets the rate its recording shows instead (completion tokens over the recorded stream time),
+    or none."""
+    answered = [s.index for s in engine.served if s.index is not None
+                and not c.interactions[s.index].scripted and c.interactions[s.index].streamed]
+    for k, turn in enumerate(trial.turns):
+        turn.decode_tps = _rate(c.interactions[answered[k]]) if k < len(answered) else None
+
+
+def _rate(it: cs.Interaction) -> float | None:
+    offsets, tokens = it.chunk_offsets or [], it.usage.get("completion_tokens")
+    if len(offsets) < 3 or not isinstance(tokens, int) or tokens < 2:
+        return None
+    span = offsets[-1] - offsets[1]  # from the first token (after the role chunk) to the end
+    return (tokens - 1) / span if span > 0 else None
 
 
 # -- live ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 that says what a test needs (Node, pi, jiti, Harbor) and what happens when it is missing.
 
 Tiers are folders. Plain `pytest` is the fast tier: unit/, replay/ and proofs/ with the reference
-harness, one pi trial per policy (tests marked `pi_sample`), hypothesis at 25 examples. The README's
+harness, one trial of the current pi per policy (tests marked `pi_sample`), hypothesis at 25 examples. The README's
 test command (`pytest --live`), `-m fuzz`, `TBREPLAY_TIERS=all` or a path into another tier run
 every tier (pi/, harbor/, live/, package/ too), the whole both-harness matrix, and hypothesis at 300
 examples (5,000 under `-m fuzz`).
@@ -82,8 +82,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _is_unsampled_pi(item) -> bool:
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    return str(params.get("harness", "")).startswith("pi") and item.get_closest_marker("pi_sample") is None
+    """A pi case the fast tier leaves to the full run: all but the current pi's `pi_sample` cases."""
+    from pytest_tbreplay.harnesses.pi.install import PI_VERSION
+    harness = str(getattr(getattr(item, "callspec", None), "params", {}).get("harness", ""))
+    if not harness.startswith("pi"):
+        return False
+    return harness not in ("pi", f"pi@{PI_VERSION}") or item.get_closest_marker("pi_sample") is None
 
 
 def _node() -> str | None:

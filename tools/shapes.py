@@ -16,7 +16,11 @@ request at or above it (at 262,144: 259k-262k, then the 400).
   line numbers, file names and counts changed (B, beyond the loop detector's old reach);
 - bash-artifact-claim: "Done!" about a file a bash command produced, after re-running the producer
   (D, which a write-armed, name-disarmed gate missed);
-- cut-write: a length stop in the middle of a large write's arguments (B's cost to legit writes).
+- cut-write: a length stop in the middle of a large write's arguments (B's cost to legit writes);
+- stuck-build: many short turns re-running one failing build with the same compiler error
+  (build-pov-ray's 296 turns), for the stuck-turn guard (j);
+- poll-converges: a poll of a job's status whose result changes until the job is done (the guard's
+  negative control: a repeated call that is not stuck).
 """
 from __future__ import annotations
 
@@ -489,12 +493,102 @@ def cut_write(path: Path) -> None:
         box.close()
 
 
+# -- many short turns re-running one failing build (build-pov-ray, 296 turns) ----------------------
+RENDER_C = ('#include <stdio.h>\n#include "scene_parser.h"\n\nint main(int argc, char **argv) {\n'
+            '    scene_t s = parse_scene(argc > 1 ? argv[1] : "/app/scene.pov");\n'
+            '    printf("%d objects\\n", s.n_objects);\n    return 0;\n}\n')
+RENDER_MAKEFILE = "CFLAGS = -O2 -Wall -Iinclude\n\nrender: render.o\n\t$(CC) -o $@ $^\n\nrender.o: render.c\n\t$(CC) $(CFLAGS) -c render.c\n"
+RETRIES = ["Let me try the build again.", "Building again.", "Let me run make once more.", "Retrying the build.",
+           "Let me try again.", "Running make again to see the error.", "Trying the build again.",
+           "One more build attempt.", "Let me rebuild.", "Building once more.", "Let me try make again.",
+           "Running the build again.", "Rebuilding."]
+
+
+def stuck_build(path: Path) -> None:
+    """A 32k server: the build fails on a missing header (the parser's header lives in src/, the
+    Makefile looks in include/); the model re-runs `make` turn after turn with one line of text and
+    gets the same compiler error every time, then gives up. Scripted for the guard: after its nudge
+    the model runs the same build twice more (as build-pov-ray did), so the guard stops it."""
+    box = Sandbox()
+    try:
+        box.file("/app/render.c", RENDER_C)
+        box.file("/app/Makefile", RENDER_MAKEFILE)
+        box.file("/app/src/scene_parser.h", "typedef struct { int n_objects; } scene_t;\nscene_t parse_scene(const char *path);\n")
+        instruction = "Build the renderer in /app with `make` so that /app/render exists and runs."
+        t = ShapeTrial("render-build", instruction, seed=51, n_ctx=32768, sandbox=box)
+        t.step("Let me look at the project.", [bash("ls -R /app")])
+        build = lambda: bash("cd /app && make")  # a fresh dict each time (no YAML aliases)
+        [(first, err)] = t.step("", [build()])
+        assert err and "scene_parser.h" in first, first
+        for text in RETRIES:
+            [(out, err)] = t.step(text, [build()])
+            assert err and out == first, "the same build must give the same error every time"
+        t.turn("I could not get the renderer to build: make keeps failing on scene_parser.h.")
+        # Scripted: the nudge after the fourth identical failing build, ignored twice.
+        nudged_after = 2 + 3  # interactions: ls, make, then 3 retries -> the 4th identical make's result
+        t.messages = t.messages[:_messages_through_turn(t.messages, nudged_after)]
+        t.say("(the stuck-turn guard's nudge)")
+        for n in (1, 2):
+            [(out, err)] = t.step(RETRIES[n], [build()], scripted=f"after the stuck nudge: the same build again ({n} of 2)",
+                                  match="Repeating it will not change the outcome" if n == 1 else None)
+            assert err and out == first
+        t.save(path, {"failure_mode": "stuck: many short turns re-running one failing build, same compiler error",
+                      "source": "failure-analysis.md §4-B (build-pov-ray: 296 turns, 242k output tokens)",
+                      "acceptance": ["/app/render exists", "/app/render runs and prints the number of objects"],
+                      "failure": {"build": build()["arguments"]["command"], "builds": 2 + len(RETRIES) - 1,
+                                  "nudge_after_interaction": nudged_after - 1}})
+    finally:
+        box.close()
+
+
+def _messages_through_turn(messages: list[dict], turns: int) -> int:
+    """How many messages the conversation held after `turns` assistant turns and their results."""
+    seen = 0
+    for i, m in enumerate(messages):
+        if m["role"] == "assistant":
+            seen += 1
+            if seen > turns:
+                return i
+    return len(messages)
+
+
+# -- a poll whose result changes until the job is done (the guard's negative control) ---------------
+def poll_converges(path: Path) -> None:
+    """The same `cat` of a job's status file, polled: missing at first (the job has not started),
+    then a progress line that moves, then done; the model checks the output and finishes. Between
+    polls the job (the sandbox) moves on; every result is what the `cat` gave."""
+    box = Sandbox()
+    try:
+        instruction = ("A batch job writes /app/job/status while it runs and /app/job/result.csv when done. Wait "
+                       "for it and report the number of rows in the result.")
+        t = ShapeTrial("job-poll", instruction, seed=61, n_ctx=32768, sandbox=box)
+        poll = lambda: bash("cat /app/job/status")  # a fresh dict each time (no YAML aliases)
+        for text in ("Let me check the job's status.", "Not started yet; checking again."):
+            [(out, err)] = t.step(text, [poll()])
+            assert err, out
+        for pct in (10, 35, 35, 60, 85):
+            box.file("/app/job/status", f"running {pct}% (rows so far: {pct * 12})\n")
+            [(out, err)] = t.step("Still running; polling again.", [poll()])
+            assert not err and f"{pct}%" in out
+        box.file("/app/job/status", "done\n")
+        box.file("/app/job/result.csv", "id,value\n" + "".join(f"{i},{i * i}\n" for i in range(1200)))
+        t.step("Polling again.", [poll()])
+        [(out, err)] = t.step("The job is done. Counting the rows.", [bash("tail -n +2 /app/job/result.csv | wc -l")])
+        t.step(f"The job finished: /app/job/result.csv has {out.strip()} rows.")
+        t.save(path, {"failure_mode": "none: a repeated poll whose result changes (the stuck guard's negative control)",
+                      "source": "issue 20 item 3: a legitimate polling loop that converges",
+                      "acceptance": ["the number of rows of /app/job/result.csv is reported"]})
+    finally:
+        box.close()
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     only = sys.argv[1:]
     for n in OVERFLOW_TASKS:
         if not only or f"overflow-{n // 1024}k" in only:
             overflow(n, OUT / f"overflow-{n // 1024}k.yaml")
-    for name, make in (("runaway-long-cycle", runaway), ("bash-artifact-claim", bash_artifact), ("cut-write", cut_write)):
+    for name, make in (("runaway-long-cycle", runaway), ("bash-artifact-claim", bash_artifact), ("cut-write", cut_write),
+                       ("stuck-build", stuck_build), ("poll-converges", poll_converges)):
         if not only or name in only:
             make(OUT / f"{name}.yaml")

@@ -15,14 +15,16 @@ active branch is one interaction. What the files do not keep is rebuilt and name
 `metadata.imported.synthesized`."""
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_tbreplay.core import cassette as cs
-from pytest_tbreplay.core import redact
+from pytest_tbreplay.core import jobfiles, redact
 from pytest_tbreplay.core.harbor_result import harbor_outcome
 from pytest_tbreplay.core.llama_stream import Answer, ToolCall, sse, word_pieces
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
@@ -48,6 +50,10 @@ EXCERPT = 2000  # characters of verifier output and stderr kept in the metadata
 
 class TrialImportError(ValueError):
     """A trial that cannot be imported: names the file and what is missing."""
+
+
+class NoSession(TrialImportError):
+    """A trial folder whose pi wrote no session (pi writes it with its first answer)."""
 
 
 @dataclass
@@ -91,8 +97,8 @@ def _is_trial(d: Path) -> bool:
     if (d / "agent").is_dir():
         return True
     try:
-        return "trial_name" in json.loads((d / "result.json").read_text())
-    except (OSError, ValueError):
+        return "trial_name" in (_read_json(d / "result.json", d) or {})
+    except TrialImportError:
         return False
 
 
@@ -114,22 +120,69 @@ def locate(path: Path) -> Trial:
         # (by name: pi names them by start time) is the run that ended the trial.
         return Trial(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
     what = "agent/ folder" if not agent.is_dir() else "pi session (agent/pi/sessions/*.jsonl or agent/sessions/*.jsonl)"
-    raise TrialImportError(f"{path}: no {what}: the agent never started or was not pi"
+    raise (NoSession if agent.is_dir() else TrialImportError)(f"{path}: no {what}: the agent never started or was not pi"
                            + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
 
 
 def _exception(trial_dir: Path) -> str | None:
-    info = (_read_json(trial_dir / "result.json") or {}).get("exception_info") or {}
-    return info.get("exception_type")
+    return _dig(_read_result(trial_dir / "result.json", trial_dir), "exception_info", "exception_type")
 
 
-def _read_json(path: Path) -> dict | None:
-    if not path.exists():
+def _read_json(path: Path, root: Path | None) -> dict | None:
+    """A JSON object file of the trial (None if absent); anything else names the file and the problem."""
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise TrialImportError(f"{path}: not readable JSON ({e})") from None
+        data = json.loads(jobfiles.read_text(path, root, jobfiles.MAX_JSON))
+    except jobfiles.JobFileError as e:
+        raise TrialImportError(str(e)) from None
+    except RecursionError:
+        raise TrialImportError(f"{path}: nested too deeply to be a {path.name} this project reads") from None
+    except ValueError as e:
+        raise TrialImportError(f"{path}: not readable JSON ({str(e)[:100]})") from None
+    if not isinstance(data, dict):
+        raise TrialImportError(f"{path}: a JSON {type(data).__name__}, where an object is expected")
+    return jobfiles.scrub(data)
+
+
+# The fields of Harbor's result.json read here, and the types they may have (None always allowed).
+RESULT_FIELDS = {("task_name",): str, ("trial_name",): str, ("config",): dict, ("config", "agent"): dict,
+                 ("config", "agent", "kwargs"): dict, ("config", "agent", "kwargs", "n_ctx"): int,
+                 ("config", "agent", "kwargs", "profile"): str, ("exception_info",): dict,
+                 ("exception_info", "exception_type"): str, ("exception_info", "exception_message"): str,
+                 ("exception_info", "policy"): dict, ("verifier_result",): dict, ("verifier_result", "rewards"): dict,
+                 ("verifier_result", "rewards", "reward"): float, ("agent_execution",): dict,
+                 ("agent_execution", "started_at"): str, ("agent_execution", "finished_at"): str,
+                 ("started_at",): str, ("finished_at",): str, ("agent_info",): dict, ("agent_info", "version"): str}
+
+
+def _dig(d, *keys):
+    """d[k1][k2]... or None where a level is missing (or not an object)."""
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _is(value, kind) -> bool:
+    if value is None:
+        return True
+    if kind is float:  # a reward: a finite number
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, kind)
+
+
+def _read_result(path: Path, root: Path | None) -> dict | None:
+    r = _read_json(path, root)
+    for keys, kind in RESULT_FIELDS.items():
+        value = _dig(r, *keys)
+        if not _is(value, kind):
+            what = {float: "a number", int: "a positive whole number", str: "text", dict: "an object"}[kind]
+            raise TrialImportError(f"{path}: {'.'.join(keys)} is {str(value)[:40]!r}, not {what}")
+    return r
 
 
 # -- one trial --------------------------------------------------------------------------------------
@@ -137,12 +190,17 @@ def import_trial(path: Path, n_ctx: int | None = None) -> cs.Cassette:
     """One trial (folder or session file) as a cassette, in memory."""
     t = locate(path)
     try:
-        session = read_session(t.session)
+        session = read_session(t.session, t.root)
     except SessionError as e:
         raise TrialImportError(str(e)) from None
     if not session.calls:
         raise TrialImportError(f"{t.session}: the session has no assistant message: pi never got an answer")
     return _Importer(t, session, n_ctx).cassette()
+
+
+def _count(value) -> int | None:
+    """A size as a number, or None: `auto` (a MitigatedPi manifest's unresolved size) is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _int(value, default: int) -> int:
@@ -164,9 +222,9 @@ def _resolved(profile: dict, n_ctx: int | None) -> dict:
 class _Importer:
     def __init__(self, t: Trial, session: Session, n_ctx: int | None):
         self.t, self.session = t, session
-        self.result = _read_json(t.file("result.json")) if t.layout != "pi-session" else None
-        self.manifest = _read_json(t.file("agent", "tbreplay.json")) if t.layout == "mitigated-pi" else None
-        self.template = _read_json(t.file("agent", "tbreplay-request.json")) if t.layout == "mitigated-pi" else None
+        self.result = _read_result(t.file("result.json"), t.root) if t.layout != "pi-session" else None
+        self.manifest = _read_json(t.file("agent", "tbreplay.json"), t.root) if t.layout == "mitigated-pi" else None
+        self.template = _read_json(t.file("agent", "tbreplay-request.json"), t.root) if t.layout == "mitigated-pi" else None
         self.synthesized: set[str] = set()
         self.n_ctx, self.n_ctx_source = self._n_ctx(n_ctx)
         self.profile = _resolved(self._profile(), self.n_ctx)
@@ -176,7 +234,7 @@ class _Importer:
     def _profile(self) -> dict:
         if self.manifest and isinstance(self.manifest.get("profile"), dict):
             return self.manifest["profile"]
-        name = ((self.result or {}).get("config", {}).get("agent", {}).get("kwargs") or {}).get("profile")
+        name = _dig(self.result, "config", "agent", "kwargs", "profile")
         if self.t.layout == "mitigated-pi":
             try:
                 return asdict(load_profile(name or "mitigated"))
@@ -186,11 +244,10 @@ class _Importer:
         return asdict(Profile(**HARBOR_PI_PROFILE))
 
     def _n_ctx(self, given: int | None) -> tuple[int | None, str]:
-        kwargs = ((self.result or {}).get("config", {}).get("agent", {}).get("kwargs") or {})
-        for value, source in ((given, "--n-ctx"), (kwargs.get("n_ctx"), "agent kwargs"),
+        for value, source in ((given, "--n-ctx"), (_dig(self.result, "config", "agent", "kwargs", "n_ctx"), "agent kwargs"),
                               ((self.manifest or {}).get("n_ctx"), "manifest")):
-            if value:
-                return int(value), source
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value, source
         for call in self.session.calls:
             if sizes := overflow_sizes(call.message.get("errorMessage") or ""):
                 return sizes[1], "overflow message"
@@ -220,7 +277,11 @@ class _Importer:
         """The request around the conversation, and the system prompt: as MitigatedPi logged the
         first request, else rebuilt from pi's defaults and the profile."""
         template = dict(self.template or self._rebuilt_template(self.session.calls[0]))
-        system = next((m for m in template.pop("messages", []) if m.get("role") == "system"), None)
+        messages = template.pop("messages", None)
+        system = next((m for m in messages if isinstance(m, dict) and m.get("role") == "system"), None) \
+            if isinstance(messages, list) else None
+        if system is not None and not isinstance(system.get("content"), str):
+            raise TrialImportError(f"{self.t.file('agent', 'tbreplay-request.json')}: the system message's content is not text")
         if system:
             return template, system["content"]
         sent = self.session.system_prompt()  # pi 1.x keeps the prompt it sent
@@ -342,16 +403,15 @@ class _Importer:
     # -- the cassette ------------------------------------------------------------------------------
     def cassette(self) -> cs.Cassette:
         if self.t.layout == "mitigated-pi":
-            self.deltas = _deltas(self.t.file("agent", "pi.jsonl"))
+            self.deltas = _deltas(self.t.file("agent", "pi.jsonl"), self.t.root)
         elif self.session.from_events:  # a bare `--mode json` file: its own message_update deltas
-            self.deltas = _deltas(self.t.session)
+            self.deltas = _deltas(self.t.session, self.t.root)
         interactions = self._interactions()
         calls = self.session.calls
         meta = {"format": cs.FORMAT, "task": self._task(), "trial": self._trial_name(), "provenance": "imported",
                 "server": {"n_ctx": self.n_ctx, "n_ctx_source": self.n_ctx_source,
                            "model": _model_name(calls[0].message.get("model", "local")),
-                           "settings": ((self.manifest or {}).get("props") or {}).get("default_generation_settings", {})
-                           .get("params", {})},
+                           "settings": redact.value(_dig(self.manifest, "props", "default_generation_settings", "params") or {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
                 "system_prompt": self.system_prompt,
@@ -360,31 +420,41 @@ class _Importer:
         if self.n_ctx is None:
             self.synthesized.add("n_ctx unknown: replay cannot emulate the context limit (pass --n-ctx)")
         meta["imported"]["synthesized"] = sorted(self.synthesized)
-        return cs.Cassette(meta, interactions)
+        # Names from folder names (maybe not UTF-8) and texts from result.json: saveable as UTF-8.
+        # and every value under a secret-like name (a manifest's profile or /props settings) redacted.
+        return cs.Cassette(redact.value(jobfiles.scrub(meta)), interactions)
 
     def _task(self) -> str:
         if self.result and self.result.get("task_name"):
             return self.result["task_name"]
         name = self.t.root.name.split("__")[0] if self.t.layout != "pi-session" else self.t.session.stem
-        return name or "unknown"
+        return jobfiles.display(name) or "unknown"
 
     def _trial_name(self) -> str:
-        return (self.result or {}).get("trial_name") or (self.t.root.name if self.t.layout != "pi-session"
-                                                         else self.t.session.stem)
+        return (self.result or {}).get("trial_name") or jobfiles.display(
+            self.t.root.name if self.t.layout != "pi-session" else self.t.session.stem)
+
+    def _tail(self, path: Path) -> str | None:
+        """A log's last characters; a log that is a special file or a symlink out of the trial is named, not read."""
+        try:
+            return jobfiles.tail_text(path, self.t.root, EXCERPT)
+        except jobfiles.JobFileError as e:
+            self.synthesized.add(f"not read: {jobfiles.display(str(e))}")
+            return None
 
     def _imported(self, calls: list[Call]) -> dict:
         r = self.result or {}
         info = r.get("exception_info") or {}
-        reward = ((r.get("verifier_result") or {}).get("rewards") or {}).get("reward")
+        reward = _dig(r, "verifier_result", "rewards", "reward")
         stderr = self.t.file("agent", "pi.stderr") if self.t.layout == "mitigated-pi" else None
         version, version_source = self._version()
         return {
             "source": _relative(self.t.session if self.t.layout == "pi-session" else self.t.root, self.t.job_root),
             "layout": self.t.layout, "reward": reward, "outcome": _outcome(r, self.t.layout, reward),
             "exception_type": info.get("exception_type"),
-            "exception_message": (info.get("exception_message") or "")[-EXCERPT:] or None,
-            "verifier_output": _tail(self.t.file("verifier", "test-stdout.txt")),
-            "pi_stderr": _tail(stderr) if stderr else None,
+            "exception_message": redact.text((info.get("exception_message") or "")[-EXCERPT:]) or None,
+            "verifier_output": redact.text(self._tail(self.t.file("verifier", "test-stdout.txt"))),
+            "pi_stderr": redact.text(self._tail(stderr)) if stderr else None,
             "profile_known": self.manifest is not None or self.t.layout == "mitigated-pi",
             "pi_version": version, "pi_version_source": version_source,
             "started_at": r.get("started_at") or self.session.started, "finished_at": r.get("finished_at"),
@@ -403,7 +473,7 @@ def trial_facts(t: Trial, session: Session) -> dict:
         turns = meta["turns"]
         wall = (_seconds(turns[-1][1]), _seconds(turns[0][0])) if turns else (None, None)
     return {"task": imp._task(), "trial": imp._trial_name(), "source": meta["source"], "reward": meta["reward"],
-            "outcome": meta["outcome"], "n_ctx": imp.n_ctx, "max_tokens": imp.profile.get("max_tokens"),
+            "outcome": meta["outcome"], "n_ctx": imp.n_ctx, "max_tokens": _count(imp.profile.get("max_tokens")),
             "wall_s": round(wall[0] - wall[1], 1) if None not in wall else None,
             "exception_type": meta["exception_type"], "pi_stderr": meta["pi_stderr"]}
 
@@ -445,50 +515,65 @@ def _tool_result(call: dict, result: dict) -> cs.ToolResult:
                          bool(result.get("isError")))
 
 
-def _deltas(path: Path) -> dict:
+def _deltas(path: Path, root: Path) -> dict:
     """Per assistant message (keyed by its timestamp, the request's start in ms): the streamed
     pieces in order, and each tool call's argument pieces, from print mode's message events."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line.rstrip("\n") for line in f if line.startswith('{"type":"message_')]
+    try:
+        with open_text(path, root) as f:
+            lines = [line.rstrip("\n") for line in f if line.startswith('{"type":"message_')]
+    except jobfiles.JobFileError as e:
+        raise TrialImportError(str(e)) from None
     try:  # one parse for the whole file: a real trial prints ~100k events
         events = json.loads("[" + ",".join(lines) + "]")
-    except ValueError:  # a torn last line of a killed trial
-        events = json.loads("[" + ",".join(lines[:-1]) + "]") if len(lines) > 1 else []
-    out, pieces, args, calls = {}, [], {}, {}
+    except (ValueError, RecursionError):  # a torn line (the last of a killed trial, or one cut mid-file)
+        events = _whole_events(lines)
+    out, pieces, args, calls, torn = {}, [], {}, {}, False
     for e in events:
-        kind = e.get("type")
-        if kind == "message_update":
+        kind = e.get("type") if isinstance(e, dict) else "torn"
+        if kind == "torn":
+            torn = True  # this message's deltas are incomplete: the session's text serves instead
+        elif kind == "message_update":
             ev = e.get("assistantMessageEvent") or {}
-            t = ev.get("type")
+            t = ev.get("type") if isinstance(ev, dict) else None
+            delta = ev.get("delta") if isinstance(ev, dict) and isinstance(ev.get("delta"), str) else ""
             if t == "text_delta":
-                pieces.append(("content", ev.get("delta") or ""))
+                pieces.append(("content", delta))
             elif t == "thinking_delta":
-                pieces.append(("reasoning_content", ev.get("delta") or ""))
+                pieces.append(("reasoning_content", delta))
             elif t == "toolcall_delta":
-                args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(ev.get("delta") or "")
+                args.setdefault(calls.setdefault(ev.get("contentIndex"), len(calls)), []).append(delta)
             elif t == "toolcall_start":
                 calls[ev.get("contentIndex")] = len(calls)
         elif kind == "message_start":
-            pieces, args, calls = [], {}, {}
-        elif kind == "message_end" and (e.get("message") or {}).get("role") == "assistant":
-            out[e["message"].get("timestamp")] = (pieces, args)
+            pieces, args, calls, torn = [], {}, {}, False
+        elif kind == "message_end" and isinstance(e.get("message"), dict) and e["message"].get("role") == "assistant":
+            if not torn:
+                out[e["message"].get("timestamp")] = jobfiles.scrub((pieces, args))
     return out
 
 
-def _tail(path: Path | None) -> str | None:
-    if path is None or not path.exists():
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return text[-EXCERPT:]
+def open_text(path: Path, root: Path):
+    return io.TextIOWrapper(jobfiles.open_checked(path, root, jobfiles.MAX_LOG), encoding="utf-8", errors="replace")
+
+
+def _whole_events(lines: list[str]) -> list:
+    """Each line parsed alone; a line that does not parse stands as the marker "torn"."""
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except (ValueError, RecursionError):
+            out.append("torn")
+    return out
 
 
 def _relative(path: Path, root: Path | None) -> str:
     try:
-        return str(path.resolve().relative_to(root.resolve())) if root else path.name
+        return jobfiles.display(path.resolve().relative_to(root.resolve()) if root else path.name)
     except ValueError:
-        return str(path)
+        return jobfiles.display(path)
 
 
 def _seconds(iso: str | None) -> float | None:
@@ -508,8 +593,10 @@ def _iso_ms(ms) -> str | None:
 
 # -- many trials ------------------------------------------------------------------------------------
 def import_all(sources: list[Path], out: Path, n_ctx: int | None = None, overwrite: bool = False) -> ImportReport:
-    """Every trial of every source into `out`; a bad trial is reported, never stops the rest."""
-    report = ImportReport()
+    """Every trial of every source into `out`; a bad trial is reported, never stops the rest.
+    Two trials whose names make the same file name get distinct files (`name-2.yaml`, ...):
+    --force replaces what an earlier import wrote, never a trial of this one."""
+    report, taken = ImportReport(), set()
     for source in sources:
         try:
             trials = find_trials(Path(source))
@@ -519,8 +606,25 @@ def import_all(sources: list[Path], out: Path, n_ctx: int | None = None, overwri
         for trial in trials:
             try:
                 c = import_trial(trial, n_ctx)
-                name = re.sub(r"[^\w.-]+", "_", c.metadata["trial"])
-                report.written.append(cs.save(c, Path(out) / f"{name}.yaml", overwrite=overwrite))
+                path = _free_name(Path(out), re.sub(r"[^\w.-]+", "_", c.metadata["trial"]).strip("._") or "trial", taken)
+                report.written.append(cs.save(c, path, overwrite=overwrite))
             except (TrialImportError, cs.CassetteError, FileExistsError, OSError) as e:
                 report.failed.append((trial, str(e)))
+            except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
+                report.failed.append((trial, unexpected(trial, e)))
     return report
+
+
+def _free_name(out: Path, stem: str, taken: set[str]) -> Path:
+    name, k = stem, 1
+    while name.lower() in taken:  # lower: a case-insensitive file system would still merge them
+        k += 1
+        name = f"{stem}-{k}"
+    taken.add(name.lower())
+    return out / f"{name}.yaml"
+
+
+def unexpected(trial: Path, e: BaseException) -> str:
+    """An error no check named: still the trial, and what went wrong, on one line."""
+    return (f"{jobfiles.display(trial)}: cannot be read ({type(e).__name__}: {str(e)[:200]}); "
+            "the other trials go on (please report this trial's files)")

@@ -11,17 +11,24 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pytest_tbreplay.analysis.claims import claim
 from pytest_tbreplay.analysis.importer import (
+    NoSession,
     TrialImportError,
+    _count,
+    _dig,
+    _read_result,
     find_trials,
     locate,
     trial_facts,
+    unexpected,
 )
 from pytest_tbreplay.core import cassette as cs
+from pytest_tbreplay.core.jobfiles import display, tail_text
 from pytest_tbreplay.core.sse import DONE
 from pytest_tbreplay.core.wire import OVERFLOW_SIZES, is_overflow
 from pytest_tbreplay.harnesses.pi.session import SessionError, read_session, text_of
-from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VerifyGate
+from pytest_tbreplay.policies.gate import VerifyGate
 
 MODES = {"A": "overflow into compaction", "A'": "context 400, trial lost", "B": "runaway length stop",
          "C": "timeout", "D": "confident false success", "E": "infra", "F": "other failure"}
@@ -79,9 +86,8 @@ def classify(r: Record) -> Record:
                            + (f" of {r.max_tokens}" if r.max_tokens else "")))
     if r.outcome == "timeout":
         found.append(("C", f"Harbor {r.exception_type or 'AgentTimeoutError'}: out of the agent's time"))
-    if r.outcome == "failed" and SUCCESS_CLAIM.search(r.final_text or ""):
-        claim = SUCCESS_CLAIM.search(r.final_text).group(0)
-        found.append(("D", f"reward {r.reward} after a final message claiming success ({claim!r})"))
+    if r.outcome == "failed" and (said := claim(r.final_text)):
+        found.append(("D", f"reward {r.reward} after a final message claiming success ({said!r})"))
     if not found and r.outcome in ("failed", "error"):
         found.append(("F", f"reward {r.reward}, {r.outcome}, no mechanical mode"))
     if not found:
@@ -107,21 +113,32 @@ def records(sources: list[Path]) -> tuple[list[Record], list[tuple[Path, str]]]:
             else:
                 for trial in find_trials(source):
                     try:
-                        out.append(from_trial(trial))
+                        out.append(_one_trial(Path(trial)))
                     except (TrialImportError, SessionError) as e:
-                        if (Path(trial) / "agent").is_dir():  # pi ran but wrote no session: it never got an answer
-                            out.append(from_unstarted(Path(trial)))
-                        else:
-                            failed.append((trial, str(e)))
+                        failed.append((trial, str(e)))
+                    except Exception as e:  # noqa: BLE001 - one trial's surprise must not drop the rest of the job
+                        failed.append((trial, unexpected(trial, e)))
         except (TrialImportError, cs.CassetteError, SessionError, ValueError, OSError) as e:
             failed.append((source, str(e)))
+        except Exception as e:  # noqa: BLE001
+            failed.append((source, unexpected(source, e)))
     return [classify(r) for r in out], failed
+
+
+def _one_trial(trial: Path) -> Record:
+    try:
+        return from_trial(trial)
+    except NoSession:  # pi ran but wrote no session: it never got an answer
+        return from_unstarted(trial)
 
 
 def from_trial(path: Path) -> Record:
     """From the session and result.json directly: no cassette is built (fast on big job folders)."""
     t = locate(path)
-    session = read_session(t.session)
+    try:
+        session = read_session(t.session, t.root)
+    except SessionError as e:
+        raise TrialImportError(str(e)) from None
     facts = trial_facts(t, session)
     r = Record(facts["task"], facts["trial"], facts["source"], facts["reward"], facts["outcome"],
                n_ctx=facts["n_ctx"], max_tokens=facts["max_tokens"], wall_s=facts["wall_s"],
@@ -154,13 +171,13 @@ def from_trial(path: Path) -> Record:
 
 def from_unstarted(trial: Path) -> Record:
     """A trial whose pi wrote no session (pi writes it with the first answer)."""
-    result = json.loads((trial / "result.json").read_text()) if (trial / "result.json").exists() else {}
-    stderr = trial / "agent" / "pi.stderr"
-    reward = ((result.get("verifier_result") or {}).get("rewards") or {}).get("reward")
-    info = result.get("exception_info") or {}
-    return Record(result.get("task_name") or trial.name.split("__")[0], result.get("trial_name") or trial.name,
-                  trial.name, reward, "failed" if result else "incomplete", exception_type=info.get("exception_type"),
-                  stderr_tail=stderr.read_text(errors="replace")[-2000:] if stderr.exists() else None)
+    result = _read_result(trial / "result.json", trial) or {}
+    reward = _dig(result, "verifier_result", "rewards", "reward")
+    name = display(trial.name)
+    return Record(result.get("task_name") or name.split("__")[0], result.get("trial_name") or name,
+                  name, reward, "failed" if result else "incomplete",
+                  exception_type=_dig(result, "exception_info", "exception_type"),
+                  stderr_tail=tail_text(trial / "agent" / "pi.stderr", trial, 2000))
 
 
 def _split(m: dict, output: int) -> tuple[int, int]:
@@ -183,7 +200,7 @@ def from_cassette(c: cs.Cassette) -> Record:
     m = c.metadata
     imp = m.get("imported") or {}
     r = Record(m["task"], m.get("trial", m["task"]), str(c.path), imp.get("reward"), imp.get("outcome", "unknown"),
-               n_ctx=c.n_ctx, max_tokens=(m.get("harness_profile") or {}).get("max_tokens"),
+               n_ctx=c.n_ctx, max_tokens=_count((m.get("harness_profile") or {}).get("max_tokens")),
                exception_type=imp.get("exception_type"), stderr_tail=imp.get("pi_stderr"))
     if m["provenance"] != "imported":
         r.outcome = "failed"  # a reconstructed or recorded failure cassette shows a failed trial
@@ -294,17 +311,38 @@ def write_csv(recs: list[Record], path: Path) -> None:
             w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
 
 
+MAX_ROWS = 60  # trials drawn one bar each; more are drawn as a scatter and counts (readable, seconds)
+
+
+def _ratio(a, b) -> float:
+    return a / b if isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 else 0.0
+
+
 def plot(recs: list[Record], path: Path) -> None:
-    """Per trial: peak context / n_ctx and longest turn / max tokens, coloured by mode."""
+    """Per trial: peak context / n_ctx and longest turn / max tokens, coloured by mode. Past
+    MAX_ROWS trials, one point per trial and the trials per mode instead of a bar each."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    names = [f"{r.task[:28]} ({r.trial[-7:]})" if r.trial != r.task else r.task[:36] for r in recs]
     colors = [COLORS.get(r.mode, COLORS["?"]) for r in recs]
-    ctx = [r.peak_prompt_tokens / r.n_ctx if r.n_ctx else 0 for r in recs]
-    turn = [r.max_turn_tokens / r.max_tokens if r.max_tokens else 0 for r in recs]
+    ctx = [_ratio(r.peak_prompt_tokens, r.n_ctx) for r in recs]
+    turn = [_ratio(r.max_turn_tokens, r.max_tokens) for r in recs]
+    used = dict.fromkeys(r.mode for r in recs)
+    if len(recs) > MAX_ROWS:
+        fig, axes = _aggregate(plt, recs, ctx, turn, colors, used)
+    else:
+        fig, axes = _bars(plt, recs, ctx, turn, colors)
+    fig.legend(handles=[Patch(color=COLORS.get(m, COLORS["?"]), label=f"{m}: {MODES.get(m, m)}") for m in used],
+               loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _bars(plt, recs, ctx, turn, colors):
+    names = [f"{r.task[:28]} ({r.trial[-7:]})" if r.trial != r.task else r.task[:36] for r in recs]
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.28 * len(recs)), sharey=True)
     for ax, values, title in ((axes[0], ctx, "peak prompt tokens / n_ctx"),
                               (axes[1], turn, "longest turn / max tokens")):
@@ -314,9 +352,20 @@ def plot(recs: list[Record], path: Path) -> None:
         ax.set_xlim(0, max([1.1, *values]) * 1.05)
     axes[0].set_yticks(range(len(recs)), names, fontsize=8)
     axes[0].invert_yaxis()
-    used = dict.fromkeys(r.mode for r in recs)
-    fig.legend(handles=[Patch(color=COLORS.get(m, COLORS["?"]), label=f"{m}: {MODES.get(m, m)}") for m in used],
-               loc="lower center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig, axes
+
+
+def _aggregate(plt, recs, ctx, turn, colors, used):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+    axes[0].scatter(ctx, turn, c=colors, s=8, alpha=0.6, linewidths=0)
+    axes[0].axvline(1.0, color="black", linewidth=1)
+    axes[0].axhline(1.0, color="black", linewidth=1)
+    axes[0].set_xlabel("peak prompt tokens / n_ctx")
+    axes[0].set_ylabel("longest turn / max tokens")
+    axes[0].set_title(f"{len(recs):,} trials, one point each")
+    counts = [sum(r.mode == m for r in recs) for m in used]
+    axes[1].barh(range(len(used)), counts, color=[COLORS.get(m, COLORS["?"]) for m in used])
+    axes[1].set_yticks(range(len(used)), [f"{m}: {MODES.get(m, m)}" for m in used], fontsize=8)
+    axes[1].invert_yaxis()
+    axes[1].set_title("trials by main mode")
+    return fig, axes

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -260,29 +258,26 @@ def _tool_results(raw: Any, bad) -> list[ToolResult]:
     return out
 
 
+MAX_REFS = 1_000_000  # messages one request may name: far above any real trial, far below a memory bomb
+_RANGE = re.compile(r"(\d{1,9})(?:-(\d{1,9}))?")
+
+
 def _ranges(raw: Any, n_store: int, path, i: int) -> list[int]:
-    """ "0-41 57" -> [0, ..., 41, 57], every index inside the store."""
-    out = []
-    try:
-        for part in str(raw).split():
-            lo, _, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise CassetteError(path, f"messages must be index ranges such as '0-41 57', not {str(raw)[:40]!r}", i) from None
-    if out and not (0 <= min(out) and max(out) < n_store):
-        raise CassetteError(path, f"messages {raw!r} point outside the {n_store} stored messages", i)
+    """ "0-41 57" -> [0, ..., 41, 57], every index inside the store. Each range is checked before
+    it is expanded, so a reference such as "0-999999999" costs nothing."""
+    out: list[int] = []
+    for part in str(raw).split():
+        m = _RANGE.fullmatch(part)
+        if m is None:
+            raise CassetteError(path, f"messages must be index ranges such as '0-41 57', not {str(raw)[:40]!r}", i)
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if not lo <= hi < n_store:
+            raise CassetteError(path, f"messages {part!r} point outside the {n_store} stored messages "
+                                      "(or run backwards)", i)
+        if len(out) + hi - lo + 1 > MAX_REFS:
+            raise CassetteError(path, f"messages name more than {MAX_REFS:,} messages for one request", i)
+        out.extend(range(lo, hi + 1))
     return out
-
-
-def _compact_ranges(ids: list[int]) -> str:
-    parts, start = [], None
-    for k, v in enumerate(ids):
-        if start is None:
-            start = v
-        if k + 1 == len(ids) or ids[k + 1] != v + 1:
-            parts.append(str(start) if start == v else f"{start}-{v}")
-            start = None
-    return " ".join(parts)
 
 
 def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int], checked: set[str]) -> Interaction:
@@ -435,6 +430,11 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     if meta["format"] not in READABLE_FORMATS:
         raise CassetteError(path, f"unknown tbreplay format {meta['format']!r} (this version reads "
                                   f"{READABLE_FORMATS}); upgrade pytest-tbreplay")
+    for key in ("task", "trial", "failure_mode"):
+        if key in meta and not (isinstance(meta[key], str) and meta[key]) and (key != "trial" or meta[key] is not None):
+            raise CassetteError(path, f"metadata.{key} must be text, not {str(meta[key])[:40]!r}")
+    if not isinstance(meta["harness_profile"], dict) or not isinstance(meta.get("imported") or {}, dict):
+        raise CassetteError(path, "metadata.harness_profile (and metadata.imported) must be mappings")
     if meta["provenance"] not in PROVENANCES:
         raise CassetteError(path, f"provenance {meta['provenance']!r} is not one of {PROVENANCES}")
     n_ctx = meta["server"].get("n_ctx") if isinstance(meta["server"], dict) else "?"
@@ -505,130 +505,6 @@ def load(path: Path | str) -> Cassette:
     return parse(data, path)
 
 
-def to_dict(c: Cassette, redact: bool = True) -> dict:
-    def headers(h):
-        return redaction.headers(h) if redact else h
-
-    store, by_id, by_text = [], {}, {}
-
-    def index(m: dict) -> int:
-        # By identity first: an imported trial's requests share their message objects, and
-        # serializing 300 growing histories to compare them would take seconds.
-        if (k := by_id.get(id(m))) is None:
-            text = json.dumps(m, ensure_ascii=False, separators=(",", ":"))
-            k = by_id[id(m)] = by_text.setdefault(text, len(store))
-            if k == len(store):
-                store.append(text)
-        return k
-
-    out = []
-    for it in c.interactions:
-        request = it.request
-        ref = None
-        if isinstance(request, dict) and isinstance(request.get("messages"), list):
-            ref = _compact_ranges([index(m) for m in request["messages"]])
-            body = json.dumps(dict(request, messages=[]), ensure_ascii=False)
-        else:
-            body = it.request_body
-        response = {"status": {"code": it.status, "message": "OK" if it.status < 400 else "Error"},
-                    "headers": headers(it.headers), "body": {"string": it.body}}
-        if it.chunk_offsets is not None:
-            response["chunk_offsets"] = " ".join(f"{t:.6f}" for t in it.chunk_offsets)
-        d = {"request": {"method": it.method, "uri": redaction.uri(it.uri) if redact else it.uri, "body": body,
-                         "headers": headers(it.request_headers)}}
-        if ref is not None:
-            d["messages"] = ref
-        d["response"] = response
-        if it.tool_results:
-            d["tool_results"] = [vars(r) for r in it.tool_results]
-        if it.scripted:
-            d["scripted"] = it.scripted
-        if it.match:
-            d["match"] = {"contains": it.match}
-        out.append(d)
-    return {"version": VCR_VERSION, "metadata": dict(c.metadata, format=FORMAT), "messages": store,
-            "interactions": out}
-
-
-def to_flat_dict(c: Cassette, redact: bool = True) -> dict:
-    """The cassette with every request body complete and no message store: for tools that read
-    vcrpy cassettes and match on bodies."""
-    d = to_dict(c, redact)
-    for raw, it in zip(d["interactions"], c.interactions):
-        raw["request"]["body"] = it.body_text()
-        raw.pop("messages", None)
-    d.pop("messages")
-    d["metadata"] = dict(d["metadata"], format=1)
-    return d
-
-
-def _str_presenter(dumper, s):
-    # Literal blocks keep SSE bodies and tool outputs readable in review diffs.
-    # (A literal block cannot keep trailing blanks; substring tests, not a per-line scan: an
-    # imported trial's bodies run to tens of MB.)
-    # YAML also reads CR, NEL, LS and PS as line breaks: those strings stay quoted.
-    style = "|" if "\n" in s and not (" \n" in s or "\t\n" in s or s.endswith((" ", "\t"))
-                                       or any(c in s for c in "\r\x85\u2028\u2029")) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
-
-
-class _Dumper(Dumper):
-    pass
-
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-_TEMP = re.compile(r"^\..+\.(\d+)\.\w+\.tmp$")  # .<name>.<pid>.<random>.tmp, as save makes them
-
-
-def _remove_stale_temp_files(folder: Path) -> None:
-    """A save killed mid-write (SIGKILL, power loss) leaves its temp file; the target itself is
-    never partial. Remove those whose writer is gone; a live writer's (xdist) stays."""
-    for f in folder.glob(".*.tmp"):
-        m = _TEMP.match(f.name)
-        if not m:
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue  # still running: its save may be in progress
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError):
-            continue
-        try:
-            f.unlink()
-        except OSError:
-            pass
-
-
-def save(c: Cassette, path: Path | str, *, overwrite: bool = False, redact: bool = True, flat: bool = False) -> Path:
-    """Write atomically (temp file + rename). An existing cassette is kept unless `overwrite`.
-    `flat` writes every request body complete (format 1) instead of using the message store."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: cassette exists; not overwriting it (use --record-mode=rewrite "
-                              "to replace it, or record under another name)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump((to_flat_dict if flat else to_dict)(c, redact), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
-    _remove_stale_temp_files(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cassette is an ordinary file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if a cassette appeared meanwhile: never clobber one
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    c.path = path
-    return path
+# Writing: core/store.py (YAML with the message store, redacted, saved atomically); named here too,
+# so `cassette.save(...)` and `cassette.to_dict(...)` keep working.
+from pytest_tbreplay.core.store import save, to_dict, to_flat_dict  # noqa: E402,F401

@@ -25,6 +25,29 @@ class ProfileError(ValueError):
     pass
 
 
+# (j) The stuck-turn guard's settings (policies/stuck.py): OpenHands stops at 4 identical
+# action/observation pairs and a 6-step ping-pong; here the first time is a nudge.
+STUCK_DEFAULTS = {"repeats": 4, "alternation": 3, "after_nudge": 2}
+
+
+def stuck_config(value: dict | bool | None) -> dict | None:
+    """A profile's `stuck_guard` with the defaults filled in (None: off). Refuses unknown keys and
+    values that are not positive integers, naming them."""
+    if value is None or value is False:
+        return None
+    given = {} if value is True else dict(value)
+    problems = []
+    if unknown := sorted(set(given) - set(STUCK_DEFAULTS)):
+        problems.append(f"stuck_guard: unknown keys {unknown}; known: {sorted(STUCK_DEFAULTS)}")
+    problems += [f"stuck_guard.{k} must be a positive integer, found {v!r}" for k, v in given.items()
+                 if k in STUCK_DEFAULTS and (type(v) is not int or v < 1)]
+    if given.get("repeats") == 1:
+        problems.append("stuck_guard.repeats must be at least 2 (one step is not a repeat)")
+    if problems:
+        raise ProfileError("; ".join(problems))
+    return STUCK_DEFAULTS | given
+
+
 @dataclass(frozen=True)
 class Budget:
     """A profile's token sizes resolved for one server. The harness declares `window` (pi's
@@ -74,10 +97,13 @@ class Profile:
     verify_before_done: bool = False
     anchored_summary: bool = False
     dry: dict | None = None
+    stuck_guard: dict | None = None  # (j) {repeats, alternation, after_nudge}; policies/stuck.py
     telemetry: bool = True  # (h) on in every profile
     reserve_tokens: int | str = 16384
     keep_recent_tokens: int | str = 20000
-    max_turns: int = 200
+    # A turn cap is a mitigation like the others: off (None) unless a profile sets it, so baseline
+    # replays every recorded turn (the failing run had none: build-pov-ray ran 296 turns).
+    max_turns: int | None = None
 
     @property
     def compacts(self) -> bool:
@@ -151,6 +177,11 @@ def check_field_types(data: dict, path: Path | str) -> None:
             problems.append(f"{key} must be a number of tokens or auto, found {value!r}")
         elif key == "max_turns" and type(value) is int and value <= 0:
             problems.append(f"max_turns must be a positive integer, found {value!r}")
+        elif key == "stuck_guard" and isinstance(value, dict):
+            try:
+                stuck_config(value)
+            except ProfileError as e:
+                problems.append(str(e))
         elif key == "dry" and isinstance(value, dict):
             problems += [f"dry.{k} must be a number, found {v!r}" for k, v in value.items()
                          if type(v) not in (int, float)]

@@ -1,13 +1,20 @@
 """What a recording must not keep: credentials, wherever a client put them, and the recording
-machine's filesystem layout. Applied by the recording proxy as it keeps an interaction, and again
-by `cassette.save` on headers.
+machine's filesystem layout. Applied by the recording proxy as it keeps an interaction, by
+`cassette.save` on headers, URIs and metadata, and by `tbreplay import` on everything it copies
+from a trial's files.
 
-A name is secret-like when one of its words (split at `-`, `_`, `.`, spaces and camelCase) is a
-credential word (token, secret, password, authorization, cookie, ...) or when it ends in `key`
-after another word (api_key, x-api-key, accessKey). Whole words, so `max_tokens` and
-`prompt_tokens` stay. Redacted: header values, query-string values and JSON body values (at any
-depth; under a secret-named object the search goes on, so a tool schema with a `token` property
-keeps its shape). A local path given as the `model`
+One rule, not a list of names: a name is secret-like when, compared case-insensitively,
+  - one of its words (split at `-`, `_`, `.`, spaces and camelCase) is a credential word
+    (key, apikey, token, secret, pass, password, passwd, sig, signature, session, cookie, auth,
+    authorization, credential(s), bearer, private_key ...), or
+  - a word, or the whole name with its separators removed, ends in a credential stem (`key`,
+    `token`, `secret`, `password`, `cookie`, `signature`, `credential(s)`: x-apikey, aPiKeY,
+    accessToken, clientsecret) or starts with `session` (sessionid).
+Whole words and stems, so `max_tokens`, `prompt_tokens`, `author`, `passed` and `signal` stay.
+Redacted: header values, query-string values, URL userinfo (`user:password@`), JSON values at any
+depth (under a secret-named object the search goes on, so a tool schema with a `token` property
+keeps its shape), and in free text (logs, exception messages) `NAME=value`, `NAME: value`,
+`--name value` and `Bearer value` where NAME is secret-like. A local path given as the `model`
 (`/home/me/models/x.gguf`) becomes its file name, everywhere it appears in the interaction."""
 from __future__ import annotations
 
@@ -16,15 +23,31 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
-SECRET_WORDS = {"token", "secret", "secrets", "password", "passwd", "pwd", "passphrase", "authorization",
-                "auth", "cookie", "credential", "credentials", "session", "organization", "signature", "bearer"}
+SECRET_WORDS = {"key", "keys", "apikey", "token", "secret", "secrets", "pass", "password", "passwd", "pwd",
+                "passphrase", "sig", "signature", "session", "cookie", "auth", "authorization", "authentication",
+                "credential", "credentials", "bearer", "organization", "jwt", "privatekey", "private"}
+STEMS_END = ("key", "keys", "token", "secret", "password", "passwd", "cookie", "signature", "credential", "credentials",
+             "sessionid", "sessid")
+STEMS_START = ("session",)
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_PARTS = re.compile(r"[^A-Za-z0-9]+")
 _LOCAL_PATH = re.compile(r"^(/|~|\.{1,2}[/\\]|[A-Za-z]:[/\\])")
 
 
+def _stemmed(word: str) -> bool:
+    return word.endswith(STEMS_END) or word.startswith(STEMS_START)
+
+
 def is_secret_name(name: str) -> bool:
-    words = [w.lower() for w in _WORDS.findall(str(name))]
-    return bool(SECRET_WORDS.intersection(words)) or bool({"key", "keys"}.intersection(words[1:]))
+    name = str(name)
+    parts = [p.lower() for p in _PARTS.split(name) if p]
+    words = [w.lower() for w in _WORDS.findall(name)]
+    whole = "".join(parts)
+    if SECRET_WORDS.intersection(parts) or SECRET_WORDS.intersection(words) or whole in SECRET_WORDS:
+        return True
+    # a stem inside a longer word (apikey, accesstoken); `tokens` alone is a count, not a credential
+    return any(_stemmed(p) and p not in ("tokens",) for p in parts) or (_stemmed(whole) and len(parts) > 1
+                                                                       and not whole.endswith("tokens"))
 
 
 def headers(h: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -32,14 +55,43 @@ def headers(h: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def uri(u: str) -> str:
-    parts = urlsplit(u)
-    if not parts.query:
+    """A URL with the password of its userinfo and its secret-named query values redacted."""
+    try:
+        parts = urlsplit(u)
+    except ValueError:
         return u
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(is_secret_name(k) for k, _ in pairs):
-        return u
-    query = urlencode([(k, REDACTED if is_secret_name(k) else v) for k, v in pairs])
-    return urlunsplit(parts._replace(query=query))
+    if "@" in parts.netloc:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        parts = parts._replace(netloc=f"{user}{colon}{REDACTED if colon else ''}@{host}" if colon else f"{REDACTED}@{host}")
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(is_secret_name(k) for k, _ in pairs):
+            parts = parts._replace(query=urlencode([(k, REDACTED if is_secret_name(k) else v) for k, v in pairs]))
+    return urlunsplit(parts)
+
+
+# Free text (a logged command line, a printed header dict, an exception message):
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]+", re.I)
+_PAIR = re.compile(r"""(?P<name>[A-Za-z_][\w.-]*)(?P<q>["']?)(?P<sep>\s*[:=]\s*)(?P<vq>["']?)(?P<value>[^\s"',;&}\]]+)""")
+_FLAG = re.compile(r"(?P<flag>--?[A-Za-z][\w-]*)(?P<sep>[ =])(?P<value>[^\s\"',;]+)")
+
+
+def text(t: str | None) -> str | None:
+    """Free text with every credential the rule can see replaced by REDACTED."""
+    if not t:
+        return t
+    t = _URL.sub(lambda m: uri(m.group(0)), t)
+    t = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", t)
+    t = _FLAG.sub(lambda m: f"{m.group('flag')}{m.group('sep')}{REDACTED}" if is_secret_name(m.group("flag")) else m.group(0), t)
+
+    def pair(m):
+        if not is_secret_name(m.group("name")) or m.group("value") == REDACTED or \
+                m.group("value").lower() in ("bearer", "basic", "token"):  # already done by _BEARER
+            return m.group(0)
+        return m.group(0)[: m.start("value") - m.start()] + REDACTED
+    return _PAIR.sub(pair, t)
 
 
 def value(obj):

