@@ -257,13 +257,12 @@ class _Importer:
         """pi's version and where it was read: the manifest, Harbor's result.json or config.json,
         else the session's shape."""
         r = self.result or {}
-        config = (_read_json(self.t.file("config.json")) if self.t.layout != "pi-session" else None) or {}
+        config = _read_json(self.t.file("config.json"), self.t.root) if self.t.layout != "pi-session" else None
 
-        def kwarg(c: dict):
-            kwargs = ((c or {}).get("agent") or {}).get("kwargs") or {}
-            return kwargs.get("pi_version") or kwargs.get("version")  # MitigatedPi's, Harbor's pi's
-        for value, source in (((self.manifest or {}).get("pi_version"), "manifest"),
-                              ((r.get("agent_info") or {}).get("version"), "result.json agent_info"),
+        def kwarg(c):  # MitigatedPi's pi_version, Harbor's pi's version
+            return _dig(c, "agent", "kwargs", "pi_version") or _dig(c, "agent", "kwargs", "version")
+        for value, source in ((_dig(self.manifest, "pi_version"), "manifest"),
+                              (_dig(r, "agent_info", "version"), "result.json agent_info"),
                               (kwarg(r.get("config")), "result.json agent kwargs"),
                               (kwarg(config), "config.json agent kwargs")):
             if isinstance(value, str) and VERSION.fullmatch(value):
