@@ -135,14 +135,41 @@ def _summarize(args) -> int:
 
 def _whatif(args) -> int:
     from pytest_tbreplay.analysis import whatif as wi
-    from pytest_tbreplay.analysis.importer import (
-        TrialImportError,
-        find_trials,
-        import_trial,
-        unexpected,
-    )
+    from pytest_tbreplay.analysis.importer import TrialImportError, unexpected
     from pytest_tbreplay.core.profiles import load_profile
-    profile, results, failed = load_profile(args.profile), [], []
+    profiles, harnesses = [load_profile(p) for p in args.profile], args.harness or ["reference"]
+    cassettes, failed = _whatif_sources(args)
+    results = []
+    for trial, c in cassettes:
+        for profile in profiles:
+            for harness in harnesses:
+                try:
+                    results.append(wi.whatif(c, profile, harness))
+                except (TrialImportError, cs.CassetteError, ValueError) as e:
+                    failed.append((trial, str(e)))
+                except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
+                    failed.append((trial, unexpected(trial, e)))
+    if len(profiles) == len(harnesses) == 1:
+        for line in wi.table(results):
+            print(line)
+        print()
+    print("where each replay leaves the recording (interactions numbered as `tbreplay show` does):")
+    for line in wi.departures(results):
+        print(line)
+    for trial, note in dict.fromkeys((w.trial, note) for w in results for note in w.notes):
+        print(f"note {trial}: {note}")
+    _failed(failed)
+    if args.markdown:
+        args.markdown.write_text("\n".join(wi.grid(results)) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps([_whatif_json(w) for w in results], indent=1))
+    return 1 if failed else 0
+
+
+def _whatif_sources(args) -> tuple[list, list]:
+    """(trial, cassette) of every source, and (trial, problem) of those that cannot be read."""
+    from pytest_tbreplay.analysis.importer import TrialImportError, find_trials, import_trial, unexpected
+    cassettes, failed = [], []
     for source in args.sources:
         try:
             trials = [source] if source.endswith((".yaml", ".yml")) else find_trials(source)
@@ -151,24 +178,21 @@ def _whatif(args) -> int:
             continue
         for trial in trials:
             try:
-                c = cs.load(trial) if str(trial).endswith((".yaml", ".yml")) else import_trial(trial, args.n_ctx)
-                results.append(wi.whatif(c, profile, args.harness))
+                cassettes.append((trial, cs.load(trial) if str(trial).endswith((".yaml", ".yml"))
+                                  else import_trial(trial, args.n_ctx)))
             except (TrialImportError, cs.CassetteError, ValueError) as e:
                 failed.append((trial, str(e)))
             except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
                 failed.append((trial, unexpected(trial, e)))
-    for line in wi.table(results):
-        print(line)
-    for w in results:
-        for note in w.notes:
-            print(f"note {w.trial}: {note}")
-    _failed(failed)
-    if args.json:
-        args.json.write_text(json.dumps([{"trial": w.trial, "task": w.task, "profile": w.profile,
-                                          "first": w.summary(), "left_recording_at": w.left_recording_at,
-                                          "effects": [vars(e) for e in w.effects], "notes": w.notes}
-                                         for w in results], indent=1))
-    return 1 if failed else 0
+    return cassettes, failed
+
+
+def _whatif_json(w) -> dict:
+    c = w.course
+    return {"trial": w.trial, "task": w.task, "profile": w.profile, "harness": w.harness, "first": w.summary(),
+            "left_recording_at": w.left_recording_at, "effects": [vars(e) for e in w.effects], "notes": w.notes,
+            "departures": [vars(d) for d in c.departures] if c else [], "ending": c.ending if c else None,
+            "first_lowered_max_tokens": list(c.first_lowered) if c and c.first_lowered else None}
 
 
 def _view(args) -> int:
@@ -273,12 +297,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--csv", type=Path, help="write the table as CSV")
     s.add_argument("--plot", type=Path, help="write a PNG: peak context and longest turn per trial, by mode")
     s.set_defaults(func=_summarize)
-    s = sub.add_parser("whatif", help="which mitigation of another profile acts first on each trial, and where")
+    s = sub.add_parser("whatif", help="which mitigation of another profile acts first on each trial, and where; "
+                       "where another harness or pi version leaves the recording, and why")
     s.add_argument("sources", nargs="+", help="job/trial folders, pi sessions or cassettes")
-    s.add_argument("--profile", required=True, help="profile name or YAML file")
-    s.add_argument("--harness", type=harness_name, default="reference", help="reference, pi or pi@VERSION")
+    s.add_argument("--profile", required=True, action="append", help="profile name or YAML file (repeatable)")
+    s.add_argument("--harness", type=harness_name, action="append", default=None,
+                   help="reference (default), pi or pi@VERSION (repeatable: e.g. pi@0.73.1 and pi@1.6.0)")
     s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
-    s.add_argument("--json", type=Path, help="write the effects as JSON")
+    s.add_argument("--json", type=Path, help="write the effects and departures as JSON")
+    s.add_argument("--markdown", type=Path, help="write the departures as a markdown table (a row per cassette, "
+                                                 "a column per profile and harness)")
     s.set_defaults(func=_whatif)
     s = sub.add_parser("view", help="a static site (HTML, no server): job page, trial pages, comparison pages")
     s.add_argument("sources", nargs="+", type=Path, help="job/trial folders, pi sessions or cassettes")

@@ -7,6 +7,9 @@ Two trial layouts exist (Harbor 0.26, pi 0.73.1):
                 version, models.json, settings), agent/tbreplay-request.json (the first request
                 without its conversation: system prompt, tools, max tokens, sampling fields)
   Harbor's pi   agent/pi.txt (events without deltas), agent/pi/sessions/*.jsonl, agent/trajectory.json
+pi 1.x sessions keep the system prompt and tools they sent (a `role: system` message); a bare
+`pi --mode json` output file is read as its session. pi's version comes from the manifest, Harbor's
+result.json or config.json, else from the session's shape (1.x has the system message).
 Either way the session file is the source of the conversation: each assistant message on its
 active branch is one interaction. What the files do not keep is rebuilt and named in
 `metadata.imported.synthesized`."""
@@ -37,7 +40,8 @@ from pytest_tbreplay.replay.tools import DATA, pi_tools
 
 URI = "http://llama-server/v1/chat/completions"
 HTTP_ERROR = re.compile(r"^(\d{3})\b\s*(.*)", re.S)
-PI_VERSION = "0.73.1"
+PI_VERSION = "0.73.1"  # what a session without a system message and without a manifest was made with
+VERSION = re.compile(r"\d+\.\d+\.\d+")
 # What Harbor's own pi agent configures: models.json without contextWindow or maxTokens, so pi's
 # defaults (model-registry.js: 128000 and 16384), and none of this project's mitigations.
 HARBOR_PI_PROFILE = {"name": "harbor-pi", "context_window": 128000, "max_tokens": 16384}
@@ -249,6 +253,24 @@ class _Importer:
                 return sizes[1], "overflow message"
         return None, "unknown"
 
+    def _version(self) -> tuple[str, str]:
+        """pi's version and where it was read: the manifest, Harbor's result.json or config.json,
+        else the session's shape."""
+        r = self.result or {}
+        config = _read_json(self.t.file("config.json"), self.t.root) if self.t.layout != "pi-session" else None
+
+        def kwarg(c):  # MitigatedPi's pi_version, Harbor's pi's version
+            return _dig(c, "agent", "kwargs", "pi_version") or _dig(c, "agent", "kwargs", "version")
+        for value, source in ((_dig(self.manifest, "pi_version"), "manifest"),
+                              (_dig(r, "agent_info", "version"), "result.json agent_info"),
+                              (kwarg(r.get("config")), "result.json agent kwargs"),
+                              (kwarg(config), "config.json agent kwargs")):
+            if isinstance(value, str) and VERSION.fullmatch(value):
+                return value, source
+        if self.session.system_message is not None:
+            return "1.x", "session: it has a system message (pi >= 1.0); the exact version is not in it"
+        return PI_VERSION, "assumed: a session without a system message, as pi 0.73.1 writes"
+
     # -- requests ----------------------------------------------------------------------------------
     def _template(self) -> tuple[dict, str]:
         """The request around the conversation, and the system prompt: as MitigatedPi logged the
@@ -259,13 +281,22 @@ class _Importer:
             if isinstance(messages, list) else None
         if system is not None and not isinstance(system.get("content"), str):
             raise TrialImportError(f"{self.t.file('agent', 'tbreplay-request.json')}: the system message's content is not text")
-        return template, system["content"] if system else self._system_prompt()
+        if system:
+            return template, system["content"]
+        sent = self.session.system_prompt()  # pi 1.x keeps the prompt it sent
+        return template, sent if sent is not None else self._system_prompt()
 
     def _rebuilt_template(self, call: Call) -> dict:
-        self.synthesized.add("request fields other than messages (pi 0.73.1 defaults and the profile)")
+        tools = self.session.tools()  # pi 1.x keeps them; 0.73.1's are fixed (data/pi_tools.json)
+        if tools is None:
+            self.synthesized.add("request fields other than messages (pi 0.73.1 defaults and the profile)")
+        else:
+            self.synthesized.add("request fields other than messages and tools (pi 1.x's defaults; max tokens "
+                                 "the profile's: pi >= 0.75 lowers them per request as the context fills, "
+                                 "and the session keeps none)")
         body = {"model": call.message.get("model", "local"), "stream": True, "stream_options": {"include_usage": True},
                 "store": False, "max_completion_tokens": min(_int(self.profile.get("max_tokens"), 16384), 32000),
-                "tools": pi_tools()}
+                "tools": pi_tools() if tools is None else tools}
         return body | (self.profile.get("dry") or {})
 
     def _system_prompt(self) -> str:
@@ -372,6 +403,8 @@ class _Importer:
     def cassette(self) -> cs.Cassette:
         if self.t.layout == "mitigated-pi":
             self.deltas = _deltas(self.t.file("agent", "pi.jsonl"), self.t.root)
+        elif self.session.from_events:  # a bare `--mode json` file: its own message_update deltas
+            self.deltas = _deltas(self.t.session, self.t.root)
         interactions = self._interactions()
         calls = self.session.calls
         meta = {"format": cs.FORMAT, "task": self._task(), "trial": self._trial_name(), "provenance": "imported",
@@ -413,6 +446,7 @@ class _Importer:
         info = r.get("exception_info") or {}
         reward = _dig(r, "verifier_result", "rewards", "reward")
         stderr = self.t.file("agent", "pi.stderr") if self.t.layout == "mitigated-pi" else None
+        version, version_source = self._version()
         return {
             "source": _relative(self.t.session if self.t.layout == "pi-session" else self.t.root, self.t.job_root),
             "layout": self.t.layout, "reward": reward, "outcome": _outcome(r, self.t.layout, reward),
@@ -421,7 +455,7 @@ class _Importer:
             "verifier_output": redact.text(self._tail(self.t.file("verifier", "test-stdout.txt"))),
             "pi_stderr": redact.text(self._tail(stderr)) if stderr else None,
             "profile_known": self.manifest is not None or self.t.layout == "mitigated-pi",
-            "pi_version": (self.manifest or {}).get("pi_version") or (r.get("agent_info") or {}).get("version") or PI_VERSION,
+            "pi_version": version, "pi_version_source": version_source,
             "started_at": r.get("started_at") or self.session.started, "finished_at": r.get("finished_at"),
             "turns": [[_iso_ms(c.message.get("timestamp")), c.entry.get("timestamp")] for c in calls],
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from pytest_tbreplay.analysis.departure import Course, course
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.core.wire import is_overflow
@@ -37,6 +38,9 @@ class WhatIf:
     effects: list[Effect] = field(default_factory=list)
     left_recording_at: int | None = None  # the interaction the harness asked for and the cassette lacked
     notes: list[str] = field(default_factory=list)
+    harness: str = "reference"
+    source: str = ""  # the cassette's file name (a trial's name can differ from it)
+    course: Course | None = None  # where the replay left the recording, why, and how the trial ended
 
     @property
     def first(self) -> Effect | None:
@@ -49,7 +53,8 @@ class WhatIf:
 
 
 def whatif(c: cs.Cassette, profile: Profile, harness: str = "reference") -> WhatIf:
-    w = WhatIf(c.metadata.get("trial", c.metadata["task"]), c.metadata["task"], profile.name)
+    w = WhatIf(c.metadata.get("trial", c.metadata["task"]), c.metadata["task"], profile.name, harness=harness)
+    w.source = c.path.name if c.path else w.trial
     try:
         r = replay_cassette(c, profile, harness)
     except ToolReplayError as e:
@@ -58,6 +63,7 @@ def whatif(c: cs.Cassette, profile: Profile, harness: str = "reference") -> What
     errors = [e for e in r.engine.errors if isinstance(e, ReplayMismatch)]
     w.left_recording_at = errors[0].index if errors else None
     w.effects = effects(c, r)
+    w.course = course(r.engine, r.trial.outcome, r.trial.stop_reason)
     if profile.dry and not any(k in it.request for it in c.interactions for k in profile.dry):
         w.notes.append("DRY fields go with every request; what they change needs a live server (tbreplay sweep)")
     if not w.effects and errors:
@@ -144,3 +150,35 @@ def table(results: list[WhatIf]) -> list[str]:
         lines.append(f"{m:22} {EXPERIMENT.get(m, '-'):>7} {acting.get(m, 0):>7} {counts.get(m, 0):>13}")
     lines.append(f"{sum(w.first is None for w in results)} of {len(results)} trials: no mitigation acts")
     return lines
+
+
+def departures(results: list[WhatIf], markdown: bool = False) -> list[str]:
+    """Per trial, profile and harness: where the replay left the recording, why, and how it ended."""
+    head = ("trial", "profile", "harness", "leaves at", "why", "ends")
+    rows = []
+    for w in results:
+        c = w.course
+        at = "" if c is None or c.first is None else str(c.first.interaction)
+        lowered = f" (max tokens first lowered at {c.first_lowered[0]}: {c.first_lowered[1]:,})" \
+            if c and c.first_lowered else ""
+        why = (c.why + lowered) if c else "; ".join(w.notes)
+        rows.append((w.source or w.trial, w.profile, w.harness, at or "-", why, c.ending if c else "not replayed"))
+    if markdown:
+        return [f"| {' | '.join(head)} |", "|" + "---|" * len(head)] + \
+               [f"| {' | '.join(str(x).replace('|', '/') for x in r)} |" for r in rows]
+    return [f"{(w.source or w.trial)[:30]:30} {w.profile[:10]:10} {w.harness:10} {at:>6}  {why}  => {end}"
+            for w, (_, _, _, at, why, end) in zip(results, rows)]
+
+
+def grid(results: list[WhatIf]) -> list[str]:
+    """The departures as a markdown table: a row per cassette, a column per profile and harness,
+    each cell where the replay leaves the recording, why, and how the trial ends."""
+    columns = list(dict.fromkeys((w.profile, w.harness) for w in results))
+    cells: dict[str, dict] = {}
+    for w in results:
+        cells.setdefault(w.source or w.trial, {})[(w.profile, w.harness)] = \
+            w.course.short if w.course else "; ".join(w.notes) or "not replayed"
+    head = ["cassette"] + [f"{p} {h}" for p, h in columns]
+    return [f"| {' | '.join(head)} |", "|" + "---|" * len(head)] + \
+           [f"| {name} | " + " | ".join(row.get(col, "").replace("|", "/") for col in columns) + " |"
+            for name, row in cells.items()]

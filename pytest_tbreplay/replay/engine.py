@@ -36,7 +36,8 @@ class ReplayError(AssertionError):
 
 
 class ReplayMismatch(ReplayError):
-    """The harness sent a request the cassette has no answer for."""
+    """The harness sent a request the cassette has no answer for (`.request`, when known)."""
+    request: dict | None = None
 
 
 class BadRequest(ReplayError):
@@ -160,8 +161,10 @@ class ReplayEngine:
         theirs = render(self.cassette.interactions[best].request) if best is not None else []
         diff = "\n".join(difflib.unified_diff(theirs, mine, f"recorded request {best}", "request sent", lineterm=""))
         where = f"{self.cassette.path}: " if self.cassette.path else ""
-        return ReplayMismatch(self.cursor, f"{where}the cassette has no answer for this request "
-                                           f"(closest recorded request: {best}); diff of messages:", diff)
+        e = ReplayMismatch(self.cursor, f"{where}the cassette has no answer for this request "
+                                        f"(closest recorded request: {best}); diff of messages:", diff)
+        e.request = request  # what the harness sent: whatif names why it left the recording
+        return e
 
     def answer(self, request: dict) -> Reply:
         with self._lock:

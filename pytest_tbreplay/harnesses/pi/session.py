@@ -1,4 +1,5 @@
-"""pi 0.73.1's session file, read back into the model calls it made.
+"""pi's session file (0.73.1 and 1.x), or its `--mode json` output, read back into the model
+calls it made.
 
 A session is JSONL: a header, then entries linked by parentId (docs/session-format.md). The
 conversation pi sends is the active branch (walk parentId back from the last entry), with the
@@ -8,6 +9,10 @@ from the entries before it, converted the way pi-ai's openai-completions provide
 (`convertToLlm`, `transformMessages`, `convertMessages` in pi-ai/pi-coding-agent 0.73.1, for a
 provider without compat overrides, as models.json configures llama-server).
 
+pi 1.x stores the system prompt it sent as a first `role: system` message (its `sections`, joined,
+are the prompt; `toolsAdded` the tools). A bare `pi --mode json` output file holds the same
+messages as `message_end` events, without entry ids: `read_session` reads either.
+
 Converted messages are built once per entry and shared by every request that carries them, so a
 300-turn trial's requests cost a list of references each, not a copy of the history."""
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -59,6 +65,38 @@ class Session:
     @property
     def started(self) -> str:
         return self.header.get("timestamp", "")
+
+    @property
+    def from_events(self) -> bool:
+        """Read from `--mode json` output rather than a session file."""
+        return self.header.get("_events", False)
+
+    @cached_property
+    def system_message(self) -> dict | None:
+        """pi >= 1.0's record of the system prompt it sent (0.73.1 stored none)."""
+        for e in self.branch:
+            if e.get("type") == "message" and e["message"].get("role") == "system":
+                return e["message"]
+        return None
+
+    def system_prompt(self) -> str | None:
+        """The system prompt as sent: the message's content, else its sections joined as pi joins them."""
+        m = self.system_message
+        if m is None:
+            return None
+        if text := text_of(m):
+            return text
+        sections = m.get("sections") or {}
+        return "\n\n".join(v for v in sections.values() if isinstance(v, str) and v)
+
+    def tools(self) -> list[dict] | None:
+        """The tools pi 1.x sent, as the request's `tools` (pi-ai: name, description, parameters)."""
+        added = (self.system_message or {}).get("toolsAdded")
+        if not isinstance(added, list):
+            return None
+        return [{"type": "function", "function": {"name": t.get("name"), "description": t.get("description"),
+                                                  "parameters": t.get("parameters")}}
+                for t in added if isinstance(t, dict)]
 
     def first_user_text(self) -> str:
         for e in self.branch:
@@ -119,7 +157,7 @@ def read_session(path: Path | str, root: Path | str | None = None) -> Session:
         records.append((n, scrub(record) if _SURROGATE.search(line) else record))
     if not records or not isinstance(records[0][1], dict) or records[0][1].get("type") != "session":
         raise SessionError(f"{path}: no session header (first line must be {{\"type\":\"session\",...}}); "
-                           "is this a pi 0.73 session file?")
+                           "is this a pi session file or `pi --mode json` output?")
     header = records[0][1]
     for key in ("cwd", "timestamp"):
         if not isinstance(header.get(key, ""), str):
@@ -136,6 +174,10 @@ def read_session(path: Path | str, root: Path | str | None = None) -> Session:
             raise SessionError(f"{path}:{n}: {problem}")
         lines_of[r["id"]] = n
         entries.append(r)
+    if not entries and any(isinstance(r, dict) and r.get("type") == "message_end" for _, r in records[1:]):
+        entries, header = entries_of_events([r for _, r in records[1:]]), dict(header, _events=True)
+        if problem := next((p for e in entries if (p := _entry_problem(e))), None):
+            raise SessionError(f"{path}: {problem}")
     try:
         return Session(path, header, entries, active_branch(entries))
     except SessionError as e:
@@ -199,6 +241,33 @@ def _content_ok(content) -> bool:
     return isinstance(content, list) and all(
         isinstance(b, dict) and isinstance(b.get("type", ""), str)
         and all(isinstance(b.get(k, ""), str) for k in ("text", "thinking")) for b in content)
+
+
+def entries_of_events(events: list[dict]) -> list[dict]:
+    """A `--mode json` event stream as session entries: each `message_end` a message entry (the
+    message is complete there; `message_update` lines are deltas only), each successful
+    `compaction_end` a compaction entry, linked in order. The entries' ids are made up: the kept
+    entries a compaction names (firstKeptEntryId) cannot be found in the stream."""
+    out: list[dict] = []
+    for n, ev in enumerate(e for e in events if isinstance(e, dict)):
+        entry = None
+        if ev.get("type") == "message_end" and isinstance(ev.get("message"), dict):
+            m = ev["message"]
+            end = m.get("timestamp", 0) + (m.get("durationMs") or 0) if isinstance(m.get("timestamp"), (int, float)) else None
+            entry = {"type": "message", "message": m, "timestamp": _iso(end)}
+        elif ev.get("type") == "compaction_end" and isinstance(ev.get("result"), dict):
+            r = ev["result"]
+            entry = {"type": "compaction", "summary": r.get("summary", ""), "firstKeptEntryId": None,
+                     "tokensBefore": r.get("tokensBefore")}
+        if entry is not None:
+            out.append(dict(entry, id=f"event{n:06d}", parentId=out[-1]["id"] if out else None))
+    return out
+
+
+def _iso(ms) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def active_branch(entries: list[dict]) -> list[dict]:
