@@ -26,7 +26,7 @@ from pathlib import Path
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core import jobfiles, redact
 from pytest_tbreplay.core.harbor_result import harbor_outcome
-from pytest_tbreplay.core.llama_stream import Answer, ToolCall, sse, word_pieces
+from pytest_tbreplay.core.llama_stream import Completion, ToolCall, sse, word_pieces
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
 from pytest_tbreplay.core.wire import exceed_body, overflow_sizes
 from pytest_tbreplay.harnesses.pi.session import (
@@ -57,7 +57,7 @@ class NoSession(TrialImportError):
 
 
 @dataclass
-class Trial:
+class TrialFiles:
     """Where one trial's files are, and which layout wrote them."""
     root: Path  # the trial folder (or the session file's folder)
     session: Path
@@ -102,12 +102,12 @@ def _is_trial(d: Path) -> bool:
         return False
 
 
-def locate(path: Path) -> Trial:
+def locate(path: Path) -> TrialFiles:
     path = Path(path)
     if not path.exists():
         raise TrialImportError(f"{path}: no such file or folder (give a Harbor job or trial folder, or a pi session .jsonl)")
     if path.is_file():
-        return Trial(path.parent, path, "pi-session")
+        return TrialFiles(path.parent, path, "pi-session")
     agent = path / "agent"
     # MitigatedPi keeps its sessions where Harbor's pi does (agent/pi/sessions: Harbor's converter
     # reads them there); earlier MitigatedPi versions used agent/sessions. Its manifest and pi.jsonl
@@ -118,7 +118,7 @@ def locate(path: Path) -> Trial:
         mitigated = (agent / "tbreplay.json").exists() or (agent / "pi.jsonl").exists()
         # One pi process per trial writes one session; a restart writes another: the last
         # (by name: pi names them by start time) is the run that ended the trial.
-        return Trial(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
+        return TrialFiles(path, sessions[-1], "mitigated-pi" if mitigated else "harbor-pi", path.parent)
     what = "agent/ folder" if not agent.is_dir() else "pi session (agent/pi/sessions/*.jsonl or agent/sessions/*.jsonl)"
     raise (NoSession if agent.is_dir() else TrialImportError)(f"{path}: no {what}: the agent never started or was not pi"
                            + (f" (result.json says {_exception(path) or 'no exception'})" if (path / "result.json").exists() else ""))
@@ -220,7 +220,7 @@ def _resolved(profile: dict, n_ctx: int | None) -> dict:
 
 
 class _Importer:
-    def __init__(self, t: Trial, session: Session, n_ctx: int | None):
+    def __init__(self, t: TrialFiles, session: Session, n_ctx: int | None):
         self.t, self.session = t, session
         self.result = _read_result(t.file("result.json"), t.root) if t.layout != "pi-session" else None
         self.manifest = _read_json(t.file("agent", "tbreplay.json"), t.root) if t.layout == "mitigated-pi" else None
@@ -339,7 +339,7 @@ class _Importer:
         usage = m.get("usage") or {}
         prompt = int(usage.get("input", 0)) + int(usage.get("cacheRead", 0)) + int(usage.get("cacheWrite", 0))
         start, end = m.get("timestamp", 0) / 1000, _seconds(call.entry.get("timestamp"))
-        answer = Answer(m.get("responseId") or f"chatcmpl-imported-{n:04d}",
+        answer = Completion(m.get("responseId") or f"chatcmpl-imported-{n:04d}",
                         _model_name(m.get("responseModel") or m.get("model", "")),
                         int(start), pieces, calls, m.get("stopReason", "stop"), prompt, int(usage.get("output", 0)),
                         int(usage.get("cacheRead", 0)), max(end - start, 0.0) if end else 0.0)
@@ -388,7 +388,7 @@ class _Importer:
         """pi's compaction asks the model for a summary; the session keeps only the summary."""
         self.synthesized.add("compaction summary requests (answered with the session's summary)")
         summary = compaction.get("summary", "")
-        text, offsets = sse(Answer(f"chatcmpl-summary-{compaction['id']}", _model_name(call.message.get("model", "")),
+        text, offsets = sse(Completion(f"chatcmpl-summary-{compaction['id']}", _model_name(call.message.get("model", "")),
                                    int(_seconds(compaction.get("timestamp")) or 0),
                                    [("content", p) for p in word_pieces(summary)], [], "stop",
                                    int(compaction.get("tokensBefore") or 0), len(word_pieces(summary))))
@@ -461,7 +461,7 @@ class _Importer:
         }
 
 
-def trial_facts(t: Trial, session: Session) -> dict:
+def trial_facts(t: TrialFiles, session: Session) -> dict:
     """What summarize needs of a trial without building its cassette."""
     imp = _Importer(t, session, None)
     meta = imp._imported(session.calls)

@@ -23,7 +23,7 @@ class ToolCall:
 
 
 @dataclass
-class Answer:
+class Completion:
     """What one model call answered, and what it cost."""
     id: str
     model: str
@@ -58,7 +58,7 @@ def _j(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def sse(a: Answer) -> tuple[str, list[float]]:
+def sse(a: Completion) -> tuple[str, list[float]]:
     """The body and one time offset per event."""
     tail = f',"created":{a.created},"id":{_j(a.id)},"model":{_j(a.model)},"system_fingerprint":"b11434",' \
            f'"object":"chat.completion.chunk"}}'
