@@ -1,6 +1,7 @@
 """Issue 20 item 5: baseline replays what was recorded. A turn cap is a mitigation with its own
 key (`max_turns`, off in baseline): a 300-turn trial replayed under baseline plays every
 interaction (the reference harness used to stop it at a default cap of 200)."""
+import functools
 import json
 
 import pytest
@@ -19,6 +20,7 @@ def _stream(delta_chunks: list[str], finish: str, prompt: int) -> tuple[str, lis
     return "".join(f"data: {e}\n\n" for e in events), [0.001 * i for i in range(len(events))]
 
 
+@functools.cache  # deterministic; the replays never change it
 def long_trial(turns: int = TURNS) -> cs.Cassette:
     """`turns` tool turns (echo i, each answered by its recorded result), then a final answer."""
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "count"}]

@@ -10,7 +10,6 @@ from pytest_tbreplay.analysis.whatif import departures, whatif
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.replay.engine import ReplayMismatch
-from pytest_tbreplay.run import replay_cassette
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "cassettes").glob("*.yaml")) + sorted((ROOT / "cassettes" / "shapes").glob("*.yaml"))
@@ -18,8 +17,8 @@ SHIPPED = sorted((ROOT / "cassettes").glob("*.yaml")) + sorted((ROOT / "cassette
 
 @pytest.mark.parametrize("profile", ["baseline", "mitigated"])
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_a_replay_follows_its_recording_exactly_when_no_departure_is_reported(path, profile):
-    r = replay_cassette(cs.load(path), load_profile(profile), "reference")
+def test_a_replay_follows_its_recording_exactly_when_no_departure_is_reported(replay, path, profile):
+    r = replay(path, profile, "reference")  # the session's replay of it, shared with the proofs
     c = course(r.engine, r.trial.outcome, r.trial.stop_reason)
     its = r.cassette.interactions
     overflows = sum(it.status == 400 for it in its if not it.scripted)
