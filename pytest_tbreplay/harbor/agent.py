@@ -231,7 +231,8 @@ class MitigatedPiAgent:
     def files(self, instruction: str, base_url: str, budget: Budget) -> dict[str, str]:
         """The files run() writes into the container, by path."""
         p, task = self.profile, TaskSpec("harbor", instruction)  # Harbor does not pass the criteria
-        config = pi.extension_config(p, budget, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None)
+        config = pi.extension_config(p, budget, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None,
+                                     pi.PI_VERSION)
         config["request_manifest"] = REQUEST_MANIFEST
         return {
             f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, budget.window, budget.max_tokens)),

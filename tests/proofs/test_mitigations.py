@@ -9,6 +9,7 @@ from pytest_tbreplay.policies.texts import NUDGE
 from pytest_tbreplay.harnesses.reference import VERIFY_CONTRACT
 from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.core.wire import message_text
+from pi_changes import LOWERS_MAX_TOKENS, NOT_EXECUTED, assert_lowered_to_one, departure, pi_since
 
 BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 N_CTX = 262144
@@ -16,7 +17,17 @@ pytestmark = pytest.mark.harnesses  # each test runs once per harness (reference
 
 
 # -- (a) window aligned to n_ctx minus headroom, proactive compaction -------------------------
-def test_a_baseline_feeds_the_context_past_its_window_into_the_400(replay, harness):
+def test_a_baseline_feeds_the_context_past_its_window_into_the_400(replay, harness, load_cassette):
+    if pi_since(harness, LOWERS_MAX_TOKENS):
+        # pi >= 0.75 fails otherwise: it lowers max tokens as the context grows (32000 .. 20708,
+        # 12595, then 1 for the request of 131674 tokens past its declared 131072 window), the
+        # server stops that answer after 1 token, and pi does not run the cut tool call: its
+        # "not executed" result leaves the recording at interaction 18, long before the 400.
+        r, left = departure(load_cassette, "path-tracing-reverse", BASELINE, harness)
+        at = assert_lowered_to_one(r, 131072)
+        assert left.index == at + 1 == 18 and NOT_EXECUTED.search(left.diff)
+        assert all(s.status == 200 for s in r.served) and r.trial.compactions == []
+        return
     r = replay("path-tracing-reverse", BASELINE, harness)
     assert r.trial.peak_prompt_tokens > 131072 * 1.8  # far past its declared 131072 window
     assert r.served[-1].status == 400
@@ -40,7 +51,18 @@ def test_a_mitigated_compacts_before_the_server_limit(replay, harness):
 
 # -- (b) a context 400 routed into compaction and one retry -----------------------------------
 @pytest.mark.pi_sample  # the fast tier's pi trial of this policy
-def test_b_mitigated_turns_the_400_into_compaction_and_a_retry(replay, harness):
+def test_b_mitigated_turns_the_400_into_compaction_and_a_retry(replay, harness, load_cassette):
+    if pi_since(harness, LOWERS_MAX_TOKENS):
+        # pi >= 0.75 never sends the request that gets the 400: without proactive compaction its
+        # max tokens fall to 1 at 261102 prompt tokens (window 253952, n_ctx 262144); the 1-token
+        # length stop cut a tool call, which length_nudge.ts answers with where it was cut (the
+        # real limit: 1 token), so the trial leaves the recording at its 400 (interaction 31).
+        off = MITIGATED.replace(proactive_compaction=False)
+        r, left = departure(load_cassette, "path-tracing-reverse", off, harness)
+        at = assert_lowered_to_one(r, off.budget(N_CTX).window)
+        assert left.index == at + 1 == 31 and all(s.status == 200 for s in r.served)
+        assert r.trial.compactions == [] and "max-tokens limit (1 tokens)" in r.trial.nudges[0]
+        return
     r = replay("path-tracing-reverse", MITIGATED.replace(proactive_compaction=False), harness)
     statuses = [s.status for s in r.served]
     assert statuses.count(400) == 1
@@ -52,7 +74,12 @@ def test_b_mitigated_turns_the_400_into_compaction_and_a_retry(replay, harness):
     assert r.trial.stop_reason == "stop" and checked.replace(":", "") in r.trial.final_text  # what the check printed
 
 
-def test_b_off_the_400_ends_the_trial(replay, harness):
+def test_b_off_the_400_ends_the_trial(replay, harness, load_cassette):
+    if pi_since(harness, LOWERS_MAX_TOKENS):  # no 400 on pi >= 0.75: see test_b_mitigated_...
+        off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
+        r, left = departure(load_cassette, "path-tracing-reverse", off, harness)
+        assert left.index == assert_lowered_to_one(r, off.budget(N_CTX).window) + 1 == 31
+        return
     r = replay("path-tracing-reverse", MITIGATED.replace(proactive_compaction=False, overflow_retry=False), harness)
     assert r.trial.stop_reason == "error" and "exceeds the available context size" in r.trial.error
 

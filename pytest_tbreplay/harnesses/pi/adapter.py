@@ -130,7 +130,7 @@ class _PiRun:
         # Replaced, not rewritten: the extensions re-read it when its inode changes (common.ts).
         config = home / "extensions.json"
         config.with_suffix(".tmp").write_text(json.dumps(extension_config(self.p, budget, self.task, base_url,
-                                                                          self.ep.model, self.log, results)))
+                                                                          self.ep.model, self.log, results, self.version)))
         os.replace(config.with_suffix(".tmp"), config)
         self.log.touch()
         if not self.rpc:

@@ -122,10 +122,10 @@ def settings_json(p: Profile, model: str, budget: Budget) -> dict:
 
 
 def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, model: str, log: Path,
-                     tool_results: Path | None) -> dict:
+                     tool_results: Path | None, pi_version: str) -> dict:
     """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
     Python modules, so both harnesses apply the same policies."""
-    return {"log": str(log), "on": extensions(p, replay=tool_results is not None),
+    return {"pi_version": pi_version, "log": str(log), "on": extensions(p, replay=tool_results is not None),
             "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},

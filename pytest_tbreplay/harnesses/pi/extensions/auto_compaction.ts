@@ -29,7 +29,8 @@ function cutAtLastStep(entries: any[], piFirstKept: string): { older: any[]; fir
 			break;
 		}
 	}
-	const older = entries.slice(boundary, cut).filter(isMessage).map((e) => e.message);
+	// pi >= 1.0 keeps its prompt as role "system" message entries: never summarized.
+	const older = entries.slice(boundary, cut).filter(isMessage).map((e) => e.message).filter((m) => m.role !== "system");
 	return { older, firstKeptEntryId: entries[cut].id };
 }
 
@@ -44,9 +45,11 @@ export default function (pi: any) {
 		lastRunFailed = lastAssistant(e.messages)?.stopReason === "error";
 	});
 	pi.on("session_before_compact", async (e: any) => {
-		// pi compacts right after a failed run only on a context overflow (agent-session.js
-		// _checkCompaction); every other compaction is the threshold kind.
-		const reason = lastRunFailed ? "overflow" : "threshold";
+		// pi >= 0.84 names the kind (its recovery after an early length stop is "overflow" too);
+		// 0.73.1 compacts right after a failed run only on a context overflow (agent-session.js
+		// _checkCompaction), and every other compaction is the threshold kind.
+		const reason = e.reason ?? (lastRunFailed ? "overflow" : "threshold");
+		if (reason === "manual") return undefined;
 		const wanted = reason === "overflow" ? config.overflow_retry : config.proactive_compaction;
 		state.compactionCancelled = false; // set below when declined: print_continue.ts stops waiting
 		if (!wanted) {
