@@ -1,4 +1,5 @@
-"""The pi harness adapter: pi 0.73.1 itself runs (Node), against the loopback replay server."""
+"""The pi harness adapter: pi itself runs (Node), against the loopback replay server; the tests that
+compare a kept pi with a fresh one, and print mode with RPC mode, run for each pi of install.VERSIONS."""
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport
 from pytest_tbreplay.replay.server import ReplayServer
 from pytest_tbreplay.replay.tools import ToolReplayError
+from pytest_tbreplay.harnesses.pi.install import PI_VERSION, VERSIONS, pi_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = ROOT / "tests" / "cassettes" / "sentinel.yaml"
@@ -24,10 +26,10 @@ BASELINE, MITIGATED = load_profile("baseline"), load_profile("mitigated")
 needs_pi = pytest.mark.needs("pi")
 
 
-def run_pi(cassette: cs.Cassette, profile, mode=None) -> tuple:
+def run_pi(cassette: cs.Cassette, profile, mode=None, version=PI_VERSION) -> tuple:
     engine = ReplayEngine(cassette)
     with ReplayServer(engine) as server:
-        trial = pi.PiHarness(profile, mode=mode).run(TaskSpec.from_cassette(cassette), Endpoint(server.url, cassette=cassette))
+        trial = pi.PiHarness(profile, version=version, mode=mode).run(TaskSpec.from_cassette(cassette), Endpoint(server.url, cassette=cassette))
     return trial, engine
 
 
@@ -191,16 +193,24 @@ def test_pi_compacts_inside_the_run_before_the_request_that_would_pass_the_windo
     assert later[:len(compacted)] == compacted  # the compaction holds for the rest of the run
 
 
+def installed(version: str) -> str:
+    """`version`, skipped (with what to do) when that pi is not installed."""
+    if problem := pi_problem(version):
+        pytest.skip(problem)
+    return version
+
+
 @needs_pi
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("profile", [BASELINE, MITIGATED], ids=["baseline", "mitigated"])
 @pytest.mark.parametrize("cassette", ["polyglot-rust-c", "db-wal-recovery", "path-tracing-reverse"])
-def test_print_mode_with_print_continue_matches_rpc_mode(cassette, profile):
+def test_print_mode_with_print_continue_matches_rpc_mode(cassette, profile, version):
     """The Harbor agent's way (print mode, spare __PI_NEXT__ prompts) gives the RPC driver's trial:
     the loop-guard nudge, the verify demand and the overflow retry all go through. And baseline,
     which replay runs in RPC mode on a kept pi, gives in print mode (the failing run's) the same."""
-    c = cs.load(ROOT / "cassettes" / f"{cassette}.yaml")
-    rpc, rpc_engine = run_pi(c, profile)
-    printed, print_engine = run_pi(c, profile, mode="print")
+    c, version = cs.load(ROOT / "cassettes" / f"{cassette}.yaml"), installed(version)
+    rpc, rpc_engine = run_pi(c, profile, version=version)
+    printed, print_engine = run_pi(c, profile, mode="print", version=version)
     assert [s.index for s in print_engine.served] == [s.index for s in rpc_engine.served]
     assert printed.stop_reasons == rpc.stop_reasons and printed.final_text == rpc.final_text
     assert (printed.nudges, printed.verify_demands) == (rpc.nudges, rpc.verify_demands)
@@ -208,7 +218,8 @@ def test_print_mode_with_print_continue_matches_rpc_mode(cassette, profile):
 
 
 @needs_pi
-def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would(version):
     """Replay trials share one kept pi (PiProcess), whatever their profile: it loads every
     extension and each acts only when the trial's config turns it on. One trial's nudges, verify
     state, server port, tool results and profile must not reach the next. Three trials on one kept
@@ -222,15 +233,16 @@ def test_a_kept_pi_runs_each_trial_as_a_fresh_pi_would():
 
     runs = [("polyglot-rust-c", MITIGATED), ("db-wal-recovery", BASELINE), ("polyglot-rust-c", MITIGATED)]
     cassettes = {n: cs.load(ROOT / "cassettes" / f"{n}.yaml") for n, _ in runs}
+    version = installed(version)
     pi.stop_idle()
-    kept = [seen(*run_pi(cassettes[n], profile)) for n, profile in runs]
+    kept = [seen(*run_pi(cassettes[n], profile, version=version)) for n, profile in runs]
     [process] = pi.pool.POOL._idle.values()  # one process ran all three
     assert process.ids > 3 and process.proc.poll() is None
     fresh = {}
     for n, profile in runs:
         if (n, profile.name) not in fresh:  # replay is deterministic: one fresh pi per trial says what it gives
             pi.stop_idle()
-            fresh[n, profile.name] = seen(*run_pi(cassettes[n], profile))
+            fresh[n, profile.name] = seen(*run_pi(cassettes[n], profile, version=version))
     assert kept == [fresh[n, profile.name] for n, profile in runs]
     assert kept[0][1] and kept[2][1]  # the runaway was nudged, both times
     assert kept[1][2] == [] and kept[1][3].startswith("Done!")  # baseline: the false success stands
