@@ -159,7 +159,7 @@ class MitigatedPiAgent:
         # (which awaits the summary request), or the spare prompts run out during a slow summary and
         # print mode ends the session mid-compaction ("extension ctx is stale"; no retry is sent).
         # manifest.ts last: it records the request as the other extensions left it.
-        return ["print_continue.ts"] + pi.extensions(self.profile, replay=False) + ["manifest.ts"]
+        return ["print_continue.ts"] + pi.extensions(self.profile, False, pi.PI_VERSION) + ["manifest.ts"]
 
     def fit(self, n_ctx: int) -> Budget:
         """The profile's sizes for this n_ctx; refuses a profile that cannot fit the server."""

@@ -36,24 +36,30 @@ def run_pi(cassette: cs.Cassette, profile, mode=None, version=PI_VERSION) -> tup
 # -- what a profile makes of pi (no Node needed) -------------------------------------------------
 def test_baseline_is_print_mode_with_the_failing_runs_numbers_and_no_mitigation_extension():
     assert not pi.uses_rpc(BASELINE)
-    assert pi.extensions(BASELINE, replay=True) == ["replay_tools.ts"]
+    for version in VERSIONS:
+        assert pi.extensions(BASELINE, True, version) == ["replay_tools.ts"]
     model = pi.models_json("http://x/v1", "local", BASELINE.window(262144), BASELINE.budget(262144).max_tokens)
     assert model["providers"]["tbreplay"]["models"][0] | {"id": "local"} == {
         "id": "local", "contextWindow": 131072, "maxTokens": 32000, "reasoning": False}
     assert pi.settings_json(BASELINE, "local", BASELINE.budget(262144))["compaction"]["enabled"] is False
 
 
-def test_each_mitigated_policy_maps_to_its_extension():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_each_mitigated_policy_maps_to_its_extension(version):
     assert pi.uses_rpc(MITIGATED)
-    assert pi.extensions(MITIGATED, replay=False) == [
+    ext = lambda p: pi.extensions(p, False, version)  # noqa: E731
+    # Mid-run compaction: proactive_compaction.ts for 0.73.1; pi's own threshold check (settings
+    # below) from 0.84.4, plus full_turn.ts where pi lowers max tokens (0.75 on)
+    mine = ["proactive_compaction.ts"] if version == RECORDED_PI else ["full_turn.ts"]
+    assert ext(MITIGATED) == [
         "dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "stuck_guard.ts", "auto_compaction.ts",
-        "proactive_compaction.ts"]
-    assert "stuck_guard.ts" not in pi.extensions(MITIGATED.replace(stuck_guard=None), replay=False)
-    assert "loop_detector.ts" not in pi.extensions(MITIGATED.replace(loop_detector=False), replay=False)
-    assert "dry.ts" not in pi.extensions(MITIGATED.replace(dry=None), replay=False)
+        *mine]
+    assert "stuck_guard.ts" not in ext(MITIGATED.replace(stuck_guard=None))
+    assert "loop_detector.ts" not in ext(MITIGATED.replace(loop_detector=False))
+    assert "dry.ts" not in ext(MITIGATED.replace(dry=None))
     off = MITIGATED.replace(proactive_compaction=False, overflow_retry=False)
-    assert "auto_compaction.ts" not in pi.extensions(off, replay=False)
-    assert "proactive_compaction.ts" not in pi.extensions(MITIGATED.replace(proactive_compaction=False), replay=False)
+    assert "auto_compaction.ts" not in ext(off)
+    assert not set(mine) & set(ext(MITIGATED.replace(proactive_compaction=False)))
     assert pi.settings_json(off, "local", off.budget(262144))["compaction"]["enabled"] is False
     assert pi.settings_json(MITIGATED, "local", MITIGATED.budget(262144))["compaction"] == {
         "enabled": True, "reserveTokens": 16384, "keepRecentTokens": 20000}
@@ -64,7 +70,8 @@ def test_every_shipped_extension_is_used():
     shipped = {p.name for p in pi.EXTENSIONS.glob("*.ts")}  # lib/ holds the modules they import
     # print_continue.ts stands in for the RPC driver where pi runs in print mode (the Harbor agent);
     # manifest.ts records the first request for `tbreplay import` (the Harbor agent only).
-    assert shipped == set(pi.extensions(MITIGATED, replay=True)) | {"print_continue.ts", "manifest.ts"}
+    used = {e for v in VERSIONS for e in pi.extensions(MITIGATED, True, v)}
+    assert shipped == used | {"print_continue.ts", "manifest.ts"}
 
 
 def test_node_missing_says_what_to_install(monkeypatch):

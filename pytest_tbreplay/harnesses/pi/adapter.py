@@ -143,7 +143,7 @@ class _PiRun:
                 # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
                 "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
         # A kept pi serves trials of any profile, so its command line loads every extension.
-        for ext in ALL_EXTENSIONS if self.keep else extensions(self.p, replay=self.ep.cassette is not None):
+        for ext in ALL_EXTENSIONS if self.keep else extensions(self.p, self.ep.cassette is not None, self.version):
             args += ["-e", str(EXTENSIONS / ext)]
         if self.print_continue:
             args += ["-e", str(EXTENSIONS / "print_continue.ts")]

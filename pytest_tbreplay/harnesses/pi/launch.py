@@ -16,6 +16,7 @@ from pytest_tbreplay.policies.texts import (
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
 )
+from pytest_tbreplay.harnesses.pi.install import _parse
 from pytest_tbreplay.replay.tools import CUT_CALL
 
 EXTENSIONS = Path(__file__).parent / "extensions"
@@ -80,11 +81,24 @@ def uses_rpc(p: Profile) -> bool:
 # changed it. A fresh pi loads its profile's extensions only; a kept pi loads them all, and each
 # acts only when the trial's config turns it on (`on`, common.ts), so one pi serves every profile.
 ALL_EXTENSIONS = ("dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "stuck_guard.ts",
-                  "auto_compaction.ts", "proactive_compaction.ts", "replay_tools.ts")
+                  "auto_compaction.ts", "proactive_compaction.ts", "full_turn.ts", "replay_tools.ts")
 
 
-def extensions(p: Profile, replay: bool) -> list[str]:
-    """The extension files a profile turns on, in load order (ALL_EXTENSIONS)."""
+def pi_compacts_in_run(version: str) -> bool:
+    """pi >= 0.84.4 checks its compaction threshold (contextTokens > contextWindow - reserveTokens)
+    between a tool result and the next request, inside a run (docs/compaction.md): what
+    proactive_compaction.ts does for 0.73.1, which checks only between runs."""
+    return _parse(version) >= (0, 84, 4)
+
+
+def lowers_max_tokens(version: str) -> bool:
+    """pi >= 0.75 lowers each request's max tokens to what its estimate leaves of the window, down
+    to 1 (pi-ai clampMaxTokensToContext)."""
+    return _parse(version) >= (0, 75, 0)
+
+
+def extensions(p: Profile, replay: bool, version: str) -> list[str]:
+    """The extension files a profile turns on for pi `version`, in load order (ALL_EXTENSIONS)."""
     on = {
         "dry.ts": bool(p.dry),
         "loop_detector.ts": p.loop_detector,
@@ -96,8 +110,10 @@ def extensions(p: Profile, replay: bool) -> list[str]:
         # switch for both), starts the summary with the task (anchored if asked).
         "auto_compaction.ts": p.compacts,
         # Proactive compaction inside a run (before the request that would pass the window), which
-        # pi itself does only between runs.
-        "proactive_compaction.ts": p.proactive_compaction,
+        # pi 0.73.1 does only between runs; a newer pi does it itself (settings_json's threshold).
+        "proactive_compaction.ts": p.proactive_compaction and not pi_compacts_in_run(version),
+        # ... and a pi that lowers max tokens to fit its window gets the profile's back (full_turn.ts)
+        "full_turn.ts": p.proactive_compaction and lowers_max_tokens(version),
         "replay_tools.ts": replay,
     }
     return [name for name in ALL_EXTENSIONS if on[name]]
@@ -125,7 +141,7 @@ def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, 
                      tool_results: Path | None, pi_version: str) -> dict:
     """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
     Python modules, so both harnesses apply the same policies."""
-    return {"pi_version": pi_version, "log": str(log), "on": extensions(p, replay=tool_results is not None),
+    return {"pi_version": pi_version, "log": str(log), "on": extensions(p, tool_results is not None, pi_version),
             "tool_results": str(tool_results) if tool_results else None,
             "base_url": base_url, "model": model, "dry": p.dry or {},
             "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},

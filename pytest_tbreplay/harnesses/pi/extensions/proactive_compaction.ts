@@ -1,5 +1,6 @@
-// (a) Proactive compaction inside a run, as reference.ProactiveCompaction does before each request.
-// pi itself checks its threshold only after a run (agent-session.js _processAgentEvent on
+// (a) Proactive compaction inside a run, as reference.ProactiveCompaction does before each request,
+// for pi < 0.84.4 (launch.pi_compacts_in_run: a newer pi does it itself).
+// pi 0.73.1 checks its threshold only after a run (agent-session.js _processAgentEvent on
 // agent_end, and prompt()'s pre-check), so a one-run trial would grow into the server's 400.
 // before_provider_request is awaited with the chat payload just before it goes out (pi-ai
 // openai-completions.js onPayload) and may replace it: there the request is estimated
@@ -8,7 +9,7 @@
 // summary message, the last complete step(s)]. pi's session keeps the whole history, so each later
 // payload of the run gets the same compaction applied. Without a complete step to summarize (the
 // first request) nothing is compacted: the task instruction is never summarized away.
-import { config, lastAssistant, log, observe, on, piAtLeast } from "./lib/common.ts";
+import { config, lastAssistant, log, observe, on } from "./lib/common.ts";
 import { serializeWire, summarize, summaryMessage } from "./lib/summary.ts";
 
 /** harness._chars: the size of a request's messages and tools. */
@@ -61,21 +62,8 @@ export default function (pi: any) {
 			messages = compacted ?? messages;
 		}
 		lastChars = chars(messages, payload.tools);
-		const full = fullTurn(payload);
-		return messages === payload.messages && !full ? undefined : { ...payload, messages, ...full };
+		return messages === payload.messages ? undefined : { ...payload, messages };
 	});
-
-	/** pi >= 0.75 lowers each request's max tokens to what its own estimate of the uncompacted
-	 * context leaves of the window, minus a safety margin of max(4096, 15% of the input)
-	 * (pi-ai simple-options.js clampMaxTokensToContext), down to 1 token. This profile already
-	 * keeps a full turn inside a window that leaves headroom below n_ctx (the estimate above, with
-	 * compaction before it would not fit), so the payload gets the profile's max tokens back: the
-	 * model is never asked for a 1-token answer. None when pi left it as it was. */
-	function fullTurn(payload: any): object | null {
-		const key = "max_completion_tokens" in payload ? "max_completion_tokens" : "max_tokens";
-		if (!piAtLeast("0.75.0") || !(payload[key] < config.max_tokens)) return null;
-		return { [key]: config.max_tokens };
-	}
 
 	/** The payload's messages with this run's compaction applied: the messages before the first
 	 * kept one give way to the summary. */
