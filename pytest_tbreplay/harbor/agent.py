@@ -1,5 +1,5 @@
-"""`harbor run -a pytest_tbreplay.harbor:MitigatedPi`: pi 0.73.1 with a tbreplay profile inside a
-Harbor task container (Harbor 0.26).
+"""`harbor run -a pytest_tbreplay.harbor:MitigatedPi`: pi (the current pin, or `--ak pi_version=X.Y.Z`)
+with a tbreplay profile inside a Harbor task container (Harbor 0.26).
 
     harbor run -d terminal-bench@2.0 -i regex-log -a pytest_tbreplay.harbor:MitigatedPi \\
         -m openai/MODEL --ak api_base=http://host.docker.internal:8080 [--ak n_ctx=N] \\
@@ -9,17 +9,19 @@ Options (`--ak key=value`, checked by a pydantic model with extra keys forbidden
 is an error; `harbor agent schema pytest_tbreplay.harbor:MitigatedPi` prints them): `api_base` (the
 server as the container reaches it; `--base-url` is not accepted), `n_ctx` (skip asking the server),
 `profile` (a shipped profile name, or a YAML file on the machine running Harbor; default
-`mitigated`).
+`mitigated`), `pi_version` (default the current pin; 0.73.1 is the pi of the recorded trials).
 
-setup() installs Node (only if the image has none >= 20.6: nvm's Node 22, as Harbor's own pi agent
-does) and pi under /opt/tbreplay-pi, and uploads the extensions of pytest_tbreplay/harnesses/pi/extensions/.
+setup() installs Node (only if the image has none new enough for that pi: >= 22.19 from pi 0.75,
+>= 20.6 before; nvm's Node 22, as Harbor's own pi agent does) and pi (`@earendil-works` from 0.74,
+`@mariozechner` before) under /opt/tbreplay-pi, and uploads the extensions of pytest_tbreplay/harnesses/pi/extensions/.
 run() asks the server for its per-slot n_ctx (`default_generation_settings.n_ctx` of `/props`;
 behind llama-swap `/props?model=M`, else `/upstream/M/props`, else bare `/props`), refuses a profile
 whose window does not fit it before pi starts (Harbor's UnsupportedModelParametersError: not
 retried, no valid reward), writes models.json, settings.json and the extension config, and runs pi
 in print mode the way Harbor's own pi agent does (`--mode json -p`, stdin /dev/null) plus the
 mitigation extensions and print_continue.ts, which turns spare `__PI_NEXT__` prompts into the
-nudges, verify demands and overflow retries that print mode would otherwise drop. A non-zero exit
+nudges, verify demands and overflow retries that print mode would otherwise drop. pi >= 1.2's exit 1
+after an answer cut by the output-token limit is the trial's outcome (graded), not a crash; any other non-zero exit
 of pi raises Harbor's NonZeroAgentExitCodeError with the tail of pi's stderr; so does a session that
 ends on a failed request (pi exits 0 then), and one that ends on the server's context 400 raises
 ContextWindowExceededError naming both sizes (both graded as a failure). After the run,
@@ -78,21 +80,28 @@ REQUEST_MANIFEST = f"{LOGS}/tbreplay-request.json"
 SETUP_TIMEOUT_SEC = 900.0
 DEFAULT_API_BASE = "http://host.docker.internal:8080"
 
-INSTALL = f"""\
+def install_script(version: str) -> str:
+    """The setup script for pi `version`: its npm package (the scope changed at 0.74.0) and the Node
+    it needs (>= 22.19 from 0.75.0, else >= 20.6; pi.release()). A task image without that Node
+    gets nvm's Node 22, as Harbor's own pi agent installs it."""
+    r = pi.release(version)
+    need = ".".join(map(str, r.node_min))
+    return f"""\
 set -e
-need=20.6
+need={need}
 have=$(node --version 2>/dev/null | sed 's/^v//' || true)
 if [ -z "$have" ] || [ "$(printf '%s\\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
-  # No Node >= 20.6 in the task image: nvm's Node 22 (what Harbor's own pi agent installs).
+  # No Node >= {need} in the task image: nvm's Node 22 (what Harbor's own pi agent installs).
   command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl ca-certificates)
   export NVM_DIR={ROOT}/nvm && mkdir -p "$NVM_DIR"
   curl -fsSL https://raw.githubusercontent.com/nvm-sh/nvm/v0.40.3/install.sh | PROFILE=/dev/null bash
   . "$NVM_DIR/nvm.sh" && nvm install 22 >/dev/null
   ln -sf "$(command -v node)" /usr/local/bin/node && ln -sf "$(command -v npm)" /usr/local/bin/npm
 fi
-npm install --prefix {ROOT} --no-audit --no-fund --loglevel=error {pi.PI_PACKAGE}@{pi.PI_VERSION}
+npm install --prefix {ROOT} --no-audit --no-fund --loglevel=error {r.spec}
 {ROOT}/node_modules/.bin/pi --version
 """
+
 
 # The server's /props, asked from inside the container (the server may only be reachable from
 # there). llama-swap answers /props only with ?model= (or under /upstream/M/); a plain
@@ -122,6 +131,14 @@ class PiExitError(RuntimeError):
 
 
 
+def ends_on_length_stop(entries: list[dict]) -> bool:
+    """Whether pi's session (its last entries) ends on an answer the output-token limit cut: pi
+    >= 1.2.0 exits 1 after such an answer in print mode (warning on stderr). That is the trial's
+    outcome, graded like any other, not an agent crash."""
+    m = next((e.get("message") for e in reversed(entries) if e.get("type") == "message"), None) or {}
+    return m.get("role") == "assistant" and m.get("stopReason") == "length"
+
+
 class MitigatedPiAgent:
     """Everything MitigatedPi does, on any object with Harbor's environment interface
     (`await exec(command, cwd=None, env=None, timeout_sec=None)` -> .stdout/.stderr/.return_code,
@@ -133,8 +150,9 @@ class MitigatedPiAgent:
     refusal_error: type[Exception] = ProfileError
 
     def __init__(self, model_name: str | None = None, *, api_base: str = DEFAULT_API_BASE,
-                 n_ctx: int | str | None = None, profile: str | None = None):
+                 n_ctx: int | str | None = None, profile: str | None = None, pi_version: str | None = None):
         self.model = (model_name or "local").split("/", 1)[-1]  # Harbor passes provider/model
+        self.pi_version = pi.release(pi_version or pi.PI_VERSION).version  # ValueError for a malformed one
         self.api_base = api_base.rstrip("/").removesuffix("/v1")
         self.n_ctx = int(n_ctx) if n_ctx else None
         self.profile: Profile = load_profile(profile or self.profile_name)
@@ -150,16 +168,13 @@ class MitigatedPiAgent:
 
     async def setup(self, environment) -> None:
         await self._exec(environment, f"mkdir -p {ROOT}/ext {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")
-        await self._exec(environment, INSTALL, timeout_sec=int(SETUP_TIMEOUT_SEC))
+        await self._exec(environment, install_script(self.pi_version), timeout_sec=int(SETUP_TIMEOUT_SEC))
         for path in sorted(pi.EXTENSIONS.rglob("*.ts")):  # the extensions and the modules they import (lib/)
             await environment.upload_file(str(path), f"{ROOT}/ext/{path.relative_to(pi.EXTENSIONS).as_posix()}")
 
     def extensions(self) -> list[str]:
-        # print_continue.ts first: its session_before_compact handler must run before auto_compaction.ts's
-        # (which awaits the summary request), or the spare prompts run out during a slow summary and
-        # print mode ends the session mid-compaction ("extension ctx is stale"; no retry is sent).
-        # manifest.ts last: it records the request as the other extensions left it.
-        return ["print_continue.ts"] + pi.extensions(self.profile, False, pi.PI_VERSION) + ["manifest.ts"]
+        # print mode, continued by print_continue.ts, with manifest.ts: the order is launch.extension_files'
+        return pi.extension_files(self.profile, self.pi_version, replay=False, print_continue=True, manifest=True)
 
     def fit(self, n_ctx: int) -> Budget:
         """The profile's sizes for this n_ctx; refuses a profile that cannot fit the server."""
@@ -200,14 +215,15 @@ class MitigatedPiAgent:
                 local.write_text(content)
                 await environment.upload_file(str(local), target)
         done = await self._exec(environment, self.command(instruction), env=self.env(), timeout_sec=None, check=False)
-        if done.return_code:
+        last = await self._exec(environment, f'tail -n 2 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
+        entries = [json.loads(line) for line in (last.stdout or "").strip().splitlines()] if not last.return_code else []
+        if done.return_code and not (done.return_code == 1 and ends_on_length_stop(entries)):
             raise self.exit_error(f"pi exited {done.return_code}; the end of its stderr ({LOGS}/pi.stderr):\n"
                                   f"{await self._stderr_tail(environment)}")
-        last = await self._exec(environment, f'tail -n 2 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
         if last.return_code or not (last.stdout or "").strip():
             raise self.exit_error(f"pi exited 0 without a session: it never got an answer from {self.api_base}. "
                                   f"The end of its stderr:\n{await self._stderr_tail(environment)}")
-        self.check_ending([json.loads(line) for line in last.stdout.strip().splitlines()], n_ctx, window)
+        self.check_ending(entries, n_ctx, window)
 
     def check_ending(self, entries: list[dict], n_ctx: int, window: int) -> None:
         """Raise when pi's session ends on a failed request (pi exits 0 then), or on the compaction
@@ -232,7 +248,7 @@ class MitigatedPiAgent:
         """The files run() writes into the container, by path."""
         p, task = self.profile, TaskSpec("harbor", instruction)  # Harbor does not pass the criteria
         config = pi.extension_config(p, budget, task, base_url, self.model, Path(f"{LOGS}/extensions.jsonl"), None,
-                                     pi.PI_VERSION)
+                                     self.pi_version)
         config["request_manifest"] = REQUEST_MANIFEST
         return {
             f"{ROOT}/agent/models.json": json.dumps(pi.models_json(base_url, self.model, budget.window, budget.max_tokens)),
@@ -244,7 +260,7 @@ class MitigatedPiAgent:
     def manifest(self, instruction: str, n_ctx: int, budget: Budget, props: dict | None, url: str | None,
                  files: dict[str, str]) -> dict:
         """tbreplay.json (keys in the module docstring)."""
-        return {"format": 1, "agent": self.name(), "pi_version": pi.PI_VERSION, "model": self.model,
+        return {"format": 1, "agent": self.name(), "pi_version": self.pi_version, "model": self.model,
                 "api_base": self.api_base, "base_url": f"{self.api_base}/v1",
                 "profile": dataclasses.asdict(self.profile) | budget.sizes(), "n_ctx": n_ctx,
                 "n_ctx_source": "agent kwarg n_ctx" if self.n_ctx else url, "window": budget.window,
@@ -260,13 +276,8 @@ class MitigatedPiAgent:
                 "NODE_OPTIONS": f"--import {ROOT}/slim_updates.mjs"}
 
     def argv(self) -> list[str]:
-        args = [f"{ROOT}/node_modules/.bin/pi", "--mode", "json", "--session-dir", SESSIONS,
-                "--provider", pi.PROVIDER, "--model", self.model,
-                "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
-        for ext in self.extensions():
-            args += ["-e", f"{ROOT}/ext/{ext}"]
-        args += pi.print_args(pi.launch.SPARE_PROMPTS)
-        return args
+        return pi.command(f"{ROOT}/node_modules/.bin/pi", f"{ROOT}/ext", self.model, self.extensions(), rpc=False,
+                          spare_prompts=pi.SPARE_PROMPTS, session_dir=SESSIONS)
 
     def command(self, instruction: str) -> str:
         # The instruction on stdin (printf is a shell builtin: no option parsing, no @file): see pi.print_args.
@@ -302,13 +313,16 @@ def _build():
         api_base: str = Field(DEFAULT_API_BASE, description="llama-server or llama-swap as the container reaches it")
         n_ctx: int | None = Field(None, ge=1, description="the server's per-slot n_ctx (default: asked from /props)")
         profile: str = Field(MitigatedPiAgent.profile_name, description="tbreplay profile name or YAML file")
+        pi_version: str = Field(pi.PI_VERSION, pattern=r"^\d+\.\d+\.\d+$",
+                                description=f"the pi to install (npm scope and Node floor by version; "
+                                            f"{pi.RECORDED_PI} is the pi of the recorded trials)")
 
     class Converter(Pi):
         """Harbor's own pi session -> ATIF converter, naming this agent."""
         name = staticmethod(MitigatedPiAgent.name)
 
         def version(self) -> str:
-            return pi.PI_VERSION
+            return getattr(self, "pi_version", pi.PI_VERSION)
 
     class MitigatedPi(MitigatedPiAgent, BaseAgent):
         __doc__ = __doc__
@@ -321,10 +335,13 @@ def _build():
         def __init__(self, logs_dir, model_name=None, *args, **kwargs):
             BaseAgent.__init__(self, logs_dir, model_name, *args, **kwargs)
             o = self.options
-            MitigatedPiAgent.__init__(self, model_name, api_base=o.api_base, n_ctx=o.n_ctx, profile=o.profile)
+            MitigatedPiAgent.__init__(self, model_name, api_base=o.api_base, n_ctx=o.n_ctx, profile=o.profile,
+                                      pi_version=o.pi_version)
 
         def populate_context_post_run(self, context) -> None:
-            Converter(logs_dir=self.logs_dir, model_name=self.model_name).populate_context_post_run(context)
+            converter = Converter(logs_dir=self.logs_dir, model_name=self.model_name)
+            converter.pi_version = self.pi_version
+            converter.populate_context_post_run(context)
 
     MitigatedPi.__module__, MitigatedPi.__qualname__ = __name__, "MitigatedPi"
     return MitigatedPi

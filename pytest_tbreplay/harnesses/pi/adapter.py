@@ -38,15 +38,13 @@ from pytest_tbreplay.harnesses.pi.install import (
     pi_problem,
 )
 from pytest_tbreplay.harnesses.pi.launch import (
-    ALL_EXTENSIONS,
     EXTENSIONS,
-    PROVIDER,
     SLIM_UPDATES_JS,
     SPARE_PROMPTS,
+    command,
     extension_config,
-    extensions,
+    extension_files,
     models_json,
-    print_args,
     settings_json,
     uses_rpc,
 )
@@ -137,19 +135,11 @@ class _PiRun:
             (self.tmp / "instruction.txt").write_text(self.task.instruction, encoding="utf-8")
 
     def _command(self) -> list[str]:
-        """pi's command line: everything in it is fixed for the life of the process (a kept pi is
-        found by it), so the process' own files are not named here but in the environment."""
-        args = [str(self.pi), "--mode", "rpc" if self.rpc else "json", "--provider", PROVIDER, "--model", self.ep.model,
-                # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
-                "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
-        # A kept pi serves trials of any profile, so its command line loads every extension.
-        for ext in ALL_EXTENSIONS if self.keep else extensions(self.p, self.ep.cassette is not None, self.version):
-            args += ["-e", str(EXTENSIONS / ext)]
-        if self.print_continue:
-            args += ["-e", str(EXTENSIONS / "print_continue.ts")]
-        if not self.rpc:
-            args += print_args(SPARE_PROMPTS if self.print_continue else 0)
-        return args
+        """pi's command line (launch.command); the process' own files are named in the environment."""
+        files = extension_files(self.p, self.version, replay=self.ep.cassette is not None,
+                                print_continue=self.print_continue, keep=self.keep)
+        return command(str(self.pi), str(EXTENSIONS), self.ep.model, files, rpc=self.rpc,
+                       spare_prompts=SPARE_PROMPTS if self.print_continue else 0)
 
     def _start(self, args: list[str]) -> PiProcess:
         home = Path(tempfile.mkdtemp(prefix="tbreplay-pi-kept-")) if self.keep else self.tmp
@@ -255,6 +245,9 @@ class _PiRun:
             if kind == "token":
                 self.build.token(value, at)
                 continue
+            if value.get("type") == "extension_error":  # pi >= 1.x goes on without the extension: wrong, silently
+                raise InfraError(f"pi extension {value.get('extensionPath')} failed in {value.get('event')}: "
+                                 f"{value.get('error')}")
             if value.get("type") == "message_end" and value["message"]["role"] == "assistant":
                 self._read_log()  # the loop guard logs its cut before pi prints the message's end
             self.build.event(value)

@@ -8,9 +8,25 @@ from dataclasses import dataclass, field
 from pytest_tbreplay.core.trial import Trial, Turn
 from pytest_tbreplay.policies.gate import VerifyGate
 
-# One message_update per streamed token: classified by its fixed prefix, never parsed.
-_UPDATE = b'{"type":"message_update","assistantMessageEvent":{"type":"'
+# One message_update per streamed token: classified by its fixed parts, never parsed. pi 0.73.1
+# (and launch.SLIM_UPDATES_JS) print assistantMessageEvent first; pi >= 0.84 prints a delta-only
+# line with "usage" before it: {"type":"message_update","usage":{...},"assistantMessageEvent":{...}}
+_UPDATE = b'{"type":"message_update"'
+_EVENT_TYPE = b'"assistantMessageEvent":{"type":"'
 _TOKEN_EVENTS = {b"text_delta": "text", b"thinking_delta": "reasoning", b"toolcall_delta": "tool"}
+
+
+def update_kind(line: bytes) -> str | None:
+    """For a message_update line: the kind of token it streams (text, reasoning, tool), or "" for
+    another update (start, end of a block); None for every other line. message_end, not these, is
+    what a turn is built from (pi >= 0.84's updates carry deltas only)."""
+    if not line.startswith(_UPDATE):
+        return None
+    at = line.find(_EVENT_TYPE)
+    if at < 0:
+        return ""
+    at += len(_EVENT_TYPE)
+    return _TOKEN_EVENTS.get(line[at:line.find(b'"', at)], "")
 
 
 @dataclass

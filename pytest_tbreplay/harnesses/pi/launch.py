@@ -16,6 +16,7 @@ from pytest_tbreplay.policies.texts import (
     SUMMARY_ASK,
     SUMMARY_SYSTEM,
 )
+from pytest_tbreplay.harnesses.pi.contract import ExtensionConfig, TaskConfig
 from pytest_tbreplay.harnesses.pi.install import _parse
 from pytest_tbreplay.replay.tools import CUT_CALL
 
@@ -119,6 +120,37 @@ def extensions(p: Profile, replay: bool, version: str) -> list[str]:
     return [name for name in ALL_EXTENSIONS if on[name]]
 
 
+def extension_files(p: Profile, version: str, *, replay: bool, print_continue: bool = False,
+                    manifest: bool = False, keep: bool = False) -> list[str]:
+    """The -e files of one pi, in load order, for the local harness and the Harbor agent alike:
+    - print_continue.ts (print mode's stand-in for the RPC driver) first: its
+      session_before_compact handler must run before auto_compaction.ts's, which awaits the
+      summary request; loaded after it, the spare prompts run out during a slow summary and print
+      mode ends the session mid-compaction ("extension ctx is stale"; no retry is sent);
+    - then the profile's extensions (ALL_EXTENSIONS order), or all of them for a kept pi, which
+      serves trials of any profile (each acts only when the trial's config turns it on);
+    - manifest.ts (the Harbor agent's record of the first request) last: it records the request as
+      the other extensions left it."""
+    files = list(ALL_EXTENSIONS) if keep else extensions(p, replay, version)
+    return ["print_continue.ts"] * print_continue + files + ["manifest.ts"] * manifest
+
+
+def command(binary: str, extension_dir: str, model: str, files: list[str], *, rpc: bool, spare_prompts: int = 0,
+            session_dir: str | None = None) -> list[str]:
+    """pi's command line: RPC mode (the local harness' driver), or print mode with JSON events as
+    Harbor runs pi, its instruction on stdin (print_args). Everything in it is fixed for the life
+    of the process (a kept pi is found by it): per-trial files are named in the environment."""
+    args = [binary, "--mode", "rpc" if rpc else "json"]
+    if session_dir:
+        args += ["--session-dir", session_dir]
+    args += ["--provider", PROVIDER, "--model", model,
+             # A reproducible prompt: nothing from the machine's ~/.pi, AGENTS.md files or skills.
+             "--no-context-files", "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
+    for name in files:
+        args += ["-e", f"{extension_dir}/{name}"]
+    return args if rpc else args + print_args(spare_prompts)
+
+
 def models_json(base_url: str, model: str, window: int, max_tokens: int) -> dict:
     # No compat overrides: pi then sends max_completion_tokens = min(maxTokens, 32000), as it did
     # in the failing run.
@@ -139,19 +171,16 @@ def settings_json(p: Profile, model: str, budget: Budget) -> dict:
 
 def extension_config(p: Profile, budget: Budget, task: TaskSpec, base_url: str, model: str, log: Path,
                      tool_results: Path | None, pi_version: str) -> dict:
-    """What the extensions read (TBREPLAY_PI_CONFIG): texts, patterns and rules come from the
-    Python modules, so both harnesses apply the same policies."""
-    return {"pi_version": pi_version, "log": str(log), "on": extensions(p, tool_results is not None, pi_version),
-            "tool_results": str(tool_results) if tool_results else None,
-            "base_url": base_url, "model": model, "dry": p.dry or {},
-            "task": {"instruction": task.instruction, "acceptance": list(task.acceptance)},
-            "nudge": NUDGE, "max_nudges": MAX_NUDGES, "verify_contract": VERIFY_CONTRACT,
-            "max_verify_demands": MAX_VERIFY_DEMANDS, "verify_rules": {k: v for k, v in rules().items() if k != "_re"},
-            "success_pattern": SUCCESS_CLAIM.pattern, "summary_system": SUMMARY_SYSTEM,
-            "summary_ask": SUMMARY_ASK, "cut_call": CUT_CALL,
-            "max_tokens": budget.max_tokens, "summary_tokens": budget.summary_tokens,
-            "keep_recent_tokens": budget.keep_recent_tokens, "length_nudge": p.length_nudge,
-            "proactive_compaction": p.proactive_compaction,
-            "overflow_retry": p.overflow_retry, "anchored_summary": p.anchored_summary,
-            "loop": LoopDetector().params(), "stuck_guard": stuck_config(p.stuck_guard),
-            "stuck_nudge": STUCK_NUDGE, "stuck_stop": STUCK_STOP}
+    """What the extensions read (TBREPLAY_PI_CONFIG, contract.ExtensionConfig): texts, patterns and
+    rules come from the Python modules, so both harnesses apply the same policies."""
+    return ExtensionConfig(
+        pi_version=pi_version, log=str(log), on=extensions(p, tool_results is not None, pi_version),
+        tool_results=str(tool_results) if tool_results else None, base_url=base_url, model=model, dry=p.dry or {},
+        task=TaskConfig(task.instruction, list(task.acceptance)), nudge=NUDGE, max_nudges=MAX_NUDGES,
+        verify_contract=VERIFY_CONTRACT, max_verify_demands=MAX_VERIFY_DEMANDS,
+        verify_rules={k: v for k, v in rules().items() if k != "_re"}, success_pattern=SUCCESS_CLAIM.pattern,
+        summary_system=SUMMARY_SYSTEM, summary_ask=SUMMARY_ASK, cut_call=CUT_CALL,
+        max_tokens=budget.max_tokens, summary_tokens=budget.summary_tokens, keep_recent_tokens=budget.keep_recent_tokens,
+        proactive_compaction=p.proactive_compaction, overflow_retry=p.overflow_retry,
+        anchored_summary=p.anchored_summary, loop=LoopDetector().params(), stuck_guard=stuck_config(p.stuck_guard),
+        stuck_nudge=STUCK_NUDGE, stuck_stop=STUCK_STOP).to_json()

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from pytest_tbreplay.harnesses.pi.events import _TOKEN_EVENTS, _UPDATE
+from pytest_tbreplay.harnesses.pi.events import update_kind
 
 
 class PiProcess:
@@ -42,8 +42,7 @@ class PiProcess:
         for line in self.proc.stdout:
             if log:
                 log.write(line)
-            if line.startswith(_UPDATE):
-                kind = _TOKEN_EVENTS.get(line[len(_UPDATE):line.index(b'"', len(_UPDATE))])
+            if (kind := update_kind(line)) is not None:
                 if kind:
                     self.lines.put(("token", kind, time.monotonic()))
                 continue

@@ -25,7 +25,7 @@ export default function (pi: any) {
 	pi.on("session_compact", () => { compacting = false; retryExpected = lastRunFailed; touch(); });
 	pi.on("input", async (e: any, ctx: any) => {
 		if (e.text !== PLACEHOLDER) return { action: "continue" };
-		const deadline = Date.now() + (config.settle_timeout_ms ?? 600_000);
+		const deadline = Date.now() + config.settle_timeout_ms;
 		// A declined compaction never reaches session_compact: nothing to wait for then.
 		const pending = () => compacting && !state.compactionCancelled;
 		while (Date.now() < deadline && (pending() || retryExpected || !ctx.isIdle() || Date.now() - lastEventAt < QUIET_MS)) {

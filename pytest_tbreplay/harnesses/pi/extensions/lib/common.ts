@@ -5,19 +5,66 @@
 import { appendFileSync, readFileSync, statSync } from "node:fs";
 import { VerifyGate } from "./gate.ts";
 
+/** What the harness writes to TBREPLAY_PI_CONFIG: pytest_tbreplay/harnesses/pi/contract.py
+ * ExtensionConfig, field by field (tests/unit/test_pi_contract.py keeps the two the same). */
+export type Config = {
+	pi_version: string;
+	log: string;
+	on: string[];
+	tool_results: string | null;
+	base_url: string;
+	model: string;
+	dry: Record<string, number>;
+	task: { instruction: string; acceptance: string[] };
+	nudge: string;
+	max_nudges: number;
+	verify_contract: string;
+	max_verify_demands: number;
+	verify_rules: Record<string, any>;
+	success_pattern: string;
+	summary_system: string;
+	summary_ask: string;
+	cut_call: string;
+	max_tokens: number;
+	summary_tokens: number;
+	keep_recent_tokens: number;
+	proactive_compaction: boolean;
+	overflow_retry: boolean;
+	anchored_summary: boolean;
+	loop: Record<string, any>;
+	stuck_guard: Record<string, number> | null;
+	stuck_nudge: string;
+	stuck_stop: string;
+	settle_timeout_ms: number;
+	request_manifest: string | null;
+};
+
+/** What the extensions write to the event log, by kind (contract.py LOG; the pi harness reads it). */
+export type LogEntry =
+	| { kind: "next"; text: string; as: "nudge" | "verify_demand" }
+	| { kind: "cut"; message: number; rule: string; words: number }
+	| { kind: "cut_call"; id: string; text: string }
+	| { kind: "request"; body: any }
+	| { kind: "compaction"; reason: string; tokens_before: number; summary: string; turn: number }
+	| { kind: "compaction_cancelled"; reason: string; why?: string }
+	| { kind: "stuck_nudge"; text: string }
+	| { kind: "stuck"; text: string; rule: string }
+	| { kind: "tool_missing"; id: string; name: string; params: any }
+	| { kind: "tool_diverged"; id: string; name: string; params: any; recorded_name: string; recorded: any };
+
 // The trial's configuration, read when the file changes: a kept pi runs many trials, and pi >= 1.x
 // imports an extension module once per working folder (loader.js extensionCache) and only calls
 // its factory again for each new session, so nothing trial-specific may be read at import time.
 // The harness replaces the file (a new inode) before each trial.
-let cached: { key: string; value: any } | undefined;
-function current(): any {
+let cached: { key: string; value: Config } | undefined;
+function current(): Config {
 	const path = process.env.TBREPLAY_PI_CONFIG!;
 	const st = statSync(path);
 	const key = `${st.ino}:${st.mtimeMs}:${st.size}`;
 	if (cached?.key !== key) cached = { key, value: JSON.parse(readFileSync(path, "utf8")) };
 	return cached.value;
 }
-export const config: any = new Proxy({}, { get: (_target, key) => current()[key as string] });
+export const config: Config = new Proxy({} as Config, { get: (_target, key) => (current() as any)[key] });
 
 /** Whether this trial's profile turns the extension on: a kept pi loads every extension
  * (the pi harness ALL_EXTENSIONS), so each one checks before it registers anything. */
@@ -34,7 +81,7 @@ export function piAtLeast(version: string): boolean {
 	return true;
 }
 
-export function log(kind: string, data: object = {}): void {
+export function log<K extends LogEntry["kind"]>(kind: K, data: Omit<Extract<LogEntry, { kind: K }>, "kind">): void {
 	// Synchronous on purpose: pi prints agent_end only after the extensions' agent_end handlers
 	// returned, so whoever reads the log after agent_end sees every decision made for that run.
 	appendFileSync(config.log, JSON.stringify({ kind, ...data }) + "\n");
