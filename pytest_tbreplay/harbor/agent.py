@@ -164,7 +164,7 @@ class MitigatedPiAgent:
         return "tbreplay-mitigated-pi"
 
     def version(self) -> str:
-        return pi.PI_VERSION
+        return self.pi_version
 
     async def setup(self, environment) -> None:
         await self._exec(environment, f"mkdir -p {ROOT}/ext {ROOT}/ext/lib {ROOT}/agent {SESSIONS}")

@@ -49,7 +49,8 @@ class FakeEnvironment:
     async def exec(self, command, cwd=None, env=None, timeout_sec=None):
         self.execs.append({"command": command, "env": env, "timeout_sec": timeout_sec})
         if command.startswith("mkdir -p "):
-            self.dirs |= set(shlex.split(command.split(" && ")[0])[2:])
+            made = shlex.split(command.split(" && ")[0])[2:]
+            self.dirs |= {str(d) for m in made for d in (Path(m), *Path(m).parents)}  # -p makes the parents
         if command.startswith("node -e") and "/props" in command:
             if self.props is None:
                 return SimpleNamespace(stdout="", stderr="http://x/props: connect ECONNREFUSED", return_code=1)
@@ -80,13 +81,32 @@ def run_agent(instruction="Fix the bug in /app/x.py.", env=None, **kwargs):
     return env, agent
 
 
+@pytest.mark.parametrize("version, need, package", [(None, "22.19", "@earendil-works/pi-coding-agent@1.6.0"),
+                                                   ("1.6.0", "22.19", "@earendil-works/pi-coding-agent@1.6.0"),
+                                                   ("0.73.1", "20.6", "@mariozechner/pi-coding-agent@0.73.1")])
+def test_setup_installs_the_chosen_pi_with_its_scope_and_node_floor(version, need, package):
+    env, agent = run_agent(pi_version=version)
+    install = env.execs[1]["command"]
+    assert "nvm install 22" in install and f"need={need}\n" in install
+    assert f"npm install --prefix {harbor.ROOT} --no-audit --no-fund --loglevel=error {package}\n" in install
+    manifest = json.loads(env.files[harbor.MANIFEST])
+    assert manifest["pi_version"] == agent.version() == (version or pi.PI_VERSION)
+    assert manifest["extension_config"]["pi_version"] == agent.version()
+    assert manifest["extensions"] == pi.extension_files(agent.profile, agent.version(), replay=False,
+                                                        print_continue=True, manifest=True)
+
+
+def test_a_malformed_pi_version_is_refused_before_anything_runs():
+    with pytest.raises(ValueError, match=r"pi version '1\.6': give one like 1\.6\.0"):
+        harbor.MitigatedPiAgent("openai/m", pi_version="1.6")
+
+
 def test_setup_makes_its_folders_installs_node_and_pi_and_uploads_the_extensions():
     env, agent = run_agent()
     assert env.execs[0]["command"].startswith("mkdir -p /opt/tbreplay-pi/ext")
     install = env.execs[1]["command"]
-    assert "nvm install 22" in install and "need=20.6" in install
     assert env.execs[1]["timeout_sec"] == harbor.SETUP_TIMEOUT_SEC == 900
-    assert f"npm install --prefix {harbor.ROOT} " in install and "@mariozechner/pi-coding-agent@0.73.1" in install
+    assert f"npm install --prefix {harbor.ROOT} " in install
     uploaded = {path.rsplit("/", 1)[1] for path in env.files if "/ext/" in path}
     assert uploaded >= {"dry.ts", "loop_detector.ts", "length_nudge.ts", "verify_before_done.ts", "auto_compaction.ts",
                         "print_continue.ts", "manifest.ts", "common.ts", "loopdetect.ts"}
@@ -116,7 +136,7 @@ def test_run_writes_the_mitigated_config_and_the_manifest_from_the_servers_props
     assert manifest["n_ctx"] == 262144 and manifest["window"] == 262144 - 8192
     assert manifest["props"] == PROPS and manifest["n_ctx_source"] == manifest["props_url"] == "http://x/props?model=m"
     assert manifest["models_json"]["providers"]["tbreplay"] == models and manifest["extension_config"] == config
-    assert manifest["pi_version"] == "0.73.1" and manifest["extensions"] == agent.extensions()
+    assert manifest["pi_version"] == pi.PI_VERSION and manifest["extensions"] == agent.extensions()
     assert manifest["argv"] == agent.argv()
 
 
@@ -172,6 +192,17 @@ def test_pis_failures_raise_with_the_tail_of_its_stderr():
     with pytest.raises(harbor.PiExitError, match=r"cannot read the server's n_ctx from http://h:1 \(give --ak n_ctx"):
         run_agent(env=FakeEnvironment(props=None), api_base="http://h:1")
     run_agent(env=FakeEnvironment(props=None), n_ctx=262144)  # n_ctx given: /props is only for the manifest
+
+
+def test_pis_exit_1_after_an_answer_cut_by_the_output_limit_is_the_trials_outcome():
+    """pi >= 1.2 exits 1 (a warning on stderr) when the final answer hit the output-token limit:
+    the trial ended on a length stop, graded as it is, not an agent crash. Exit 1 otherwise is one."""
+    cut = {"type": "message", "message": {"role": "assistant", "stopReason": "length"}}
+    run_agent(env=FakeEnvironment(pi_exit=1, last=cut, pi_stderr="Warning: the response hit the output token limit"))
+    with pytest.raises(harbor.PiExitError, match="pi exited 2"):
+        run_agent(env=FakeEnvironment(pi_exit=2, last=cut))
+    with pytest.raises(harbor.PiExitError, match="pi exited 1"):
+        run_agent(env=FakeEnvironment(pi_exit=1))  # ended on "stop": exit 1 is a failure
 
 
 def test_a_failed_install_says_what_failed():
