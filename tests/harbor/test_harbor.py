@@ -297,7 +297,7 @@ def test_harbor_accepts_the_command_smoke_builds(tmp_path, task):
 def test_harbor_lists_the_options_and_rejects_a_mistyped_one(tmp_path):
     schema = harbor_cli("agent", "schema", smoke.HARBOR_AGENT)
     assert schema.returncode == 0, schema.stderr
-    assert all(name in schema.stdout for name in ("api_base", "n_ctx", "profile"))
+    assert all(name in schema.stdout for name in ("api_base", "n_ctx", "profile", "pi_version"))
     cmd = smoke.harbor_command(ROOT / "smoke" / "regex-log", "m", tmp_path, "j", api_base="http://127.0.0.1:9")
     out = harbor_cli(*cmd[1:], "--ak", "n_ctxx=8192", "-e", "harbor_env:ChrootEnvironment", "--dry-run")
     assert out.returncode != 0 and "Unknown option 'n_ctxx'" in out.stdout + out.stderr

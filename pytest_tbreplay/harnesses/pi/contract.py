@@ -19,7 +19,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ExtensionConfig:
-    pi_version: str  # the pi running the trial: common.ts piAtLeast() branches on it
+    pi_version: str  # the pi running the trial (launch.extensions picks the files by it; for a branch inside one)
     log: str  # the event log (LOG entries, one JSON a line)
     on: list[str]  # the extension files this trial's profile turns on (a kept pi loads them all)
     tool_results: str | None  # replay: the recorded tool results by call id (replay_tools.ts)

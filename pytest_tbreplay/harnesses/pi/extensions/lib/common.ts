@@ -72,15 +72,6 @@ export function on(extension: string): boolean {
 	return config.on.includes(extension);
 }
 
-/** Whether the pi running this trial is `version` or later (config.pi_version, written by the
- * harness): the extensions are one code base, and branch only where pi's behaviour differs. */
-export function piAtLeast(version: string): boolean {
-	const parts = (v: string) => v.split(".").map((n) => parseInt(n, 10));
-	const [have, want] = [parts(config.pi_version), parts(version)];
-	for (let i = 0; i < 3; i++) if (have[i] !== want[i]) return have[i] > want[i];
-	return true;
-}
-
 export function log<K extends LogEntry["kind"]>(kind: K, data: Omit<Extract<LogEntry, { kind: K }>, "kind">): void {
 	// Synchronous on purpose: pi prints agent_end only after the extensions' agent_end handlers
 	// returned, so whoever reads the log after agent_end sees every decision made for that run.
