@@ -74,7 +74,9 @@ def uri(u: str) -> str:
 # Free text (a logged command line, a printed header dict, an exception message):
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
 _BEARER = re.compile(r"\b(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]+", re.I)
-_PAIR = re.compile(r"""(?P<name>[A-Za-z_][\w.-]*)(?P<q>["']?)(?P<sep>\s*[:=]\s*)(?P<vq>["']?)(?P<value>[^\s"',;&}\]]+)""")
+# The value is looked at, not consumed: in `failed: akey=x` the pair `failed: ...` must not swallow
+# the pair inside its value.
+_PAIR = re.compile(r"""(?P<name>[A-Za-z_][\w.-]*)(?P<q>["']?)(?P<sep>\s*[:=]\s*)(?P<vq>["']?)(?=(?P<value>[^\s"',;&}\]]+))""")
 _FLAG = re.compile(r"(?P<flag>--?[A-Za-z][\w-]*)(?P<sep>[ =])(?P<value>[^\s\"',;]+)")
 
 
@@ -86,12 +88,15 @@ def text(t: str | None) -> str | None:
     t = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", t)
     t = _FLAG.sub(lambda m: f"{m.group('flag')}{m.group('sep')}{REDACTED}" if is_secret_name(m.group("flag")) else m.group(0), t)
 
-    def pair(m):
-        if not is_secret_name(m.group("name")) or m.group("value") == REDACTED or \
-                m.group("value").lower() in ("bearer", "basic", "token"):  # already done by _BEARER
-            return m.group(0)
-        return m.group(0)[: m.start("value") - m.start()] + REDACTED
-    return _PAIR.sub(pair, t)
+    out, pos = [], 0
+    for m in _PAIR.finditer(t):
+        if m.start() < pos:  # inside a value already redacted
+            continue
+        v = m.group("value")
+        if is_secret_name(m.group("name")) and v != REDACTED and v.lower() not in ("bearer", "basic", "token"):
+            out += [t[pos:m.end()], REDACTED]  # (bearer/basic/token: already done by _BEARER)
+            pos = m.end("value")
+    return "".join(out) + t[pos:]
 
 
 def value(obj):
