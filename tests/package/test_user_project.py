@@ -201,7 +201,7 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
     assert {"pytest_tbreplay/cassettes/polyglot-rust-c.yaml", "pytest_tbreplay/smoke_tasks/thresholds.yaml",
             "pytest_tbreplay/smoke_tasks/path-tracing/environment/reference_render.c",
             "pytest_tbreplay/smoke/test_smoke.py", "pytest_tbreplay/harnesses/pi/extensions/loop_detector.ts",
-            "pytest_tbreplay/harnesses/pi/extensions/lib/common.ts"} <= names
+            "pytest_tbreplay/harnesses/pi/extensions/lib/common.ts", "pytest_tbreplay/harnesses/pi/slim_updates.mjs"} <= names
     # development generators and this repository's test setup stay out of the wheel
     assert not [n for n in names if n.startswith("tools/") or n.endswith(("reconstruct.py", "shapes.py", "conftest.py"))]
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
