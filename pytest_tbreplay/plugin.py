@@ -290,13 +290,31 @@ def _viewed(config) -> list:
     return config._tbreplay_viewed
 
 
-def pytest_sessionfinish(session):
-    """--tbreplay-view DIR: the pages of every trial this process replayed (a CI artifact)."""
-    folder, viewed = session.config.getoption("tbreplay_view", None), getattr(session.config, "_tbreplay_viewed", [])
-    if folder and viewed:
+def _worker(config) -> str | None:
+    """The pytest-xdist worker's id (gw0, ...), None in the controller or a run without -n."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
+def pytest_sessionstart(session):
+    if (folder := session.config.getoption("tbreplay_view", None)) and not _worker(session.config):
         from pytest_tbreplay.analysis import view
-        site = view.write_site(view.groups_from_replays(viewed), Path(folder), title="pytest --replay trials")
-        session.config._tbreplay_view_index = site.index
+        view.clear_parts(Path(folder))
+
+
+def pytest_sessionfinish(session):
+    """--tbreplay-view DIR: the pages of every trial this run replayed (a CI artifact). Each process
+    writes the pages of the trials it ran; the last to finish (xdist's controller, or the only
+    process) writes the index from what all of them wrote."""
+    config = session.config
+    folder, viewed = config.getoption("tbreplay_view", None), getattr(config, "_tbreplay_viewed", [])
+    if not folder:
+        return
+    from pytest_tbreplay.analysis import view
+    if viewed:
+        site = view.write_pages(view.groups_from_replays(viewed), Path(folder))
+        view.save_part(site, _worker(config) or "main")
+    if not _worker(config) and (site := view.index_from_parts(Path(folder), "pytest --replay trials")):
+        config._tbreplay_view_index = site.index
 
 
 def pytest_terminal_summary(terminalreporter):
