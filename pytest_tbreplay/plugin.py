@@ -75,6 +75,8 @@ def pytest_configure(config):
         raise pytest.UsageError("--live and --replay exclude each other: pick one mode")
     if opt.record and not opt.live:
         raise pytest.UsageError("--record records live trials: add --live")
+    if opt.trials < 1:  # here, not at collection: a usage error there would be a collection error
+        raise pytest.UsageError(f"--trials {opt.trials}: give 1 or more")
     if opt.profile:
         try:
             profile_of(config, opt.profile)
@@ -107,8 +109,6 @@ def pytest_generate_tests(metafunc):
     taking `trial_number` runs --trials N times (the smoke tasks)."""
     if "trial_number" in metafunc.fixturenames:
         n = metafunc.config.option.trials
-        if n < 1:
-            raise pytest.UsageError(f"--trials {n}: give 1 or more")
         metafunc.parametrize("trial_number", range(1, n + 1), ids=lambda k: f"trial{k}")
     marker = metafunc.definition.get_closest_marker("harnesses")
     if marker is None:
