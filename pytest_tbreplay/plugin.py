@@ -75,6 +75,8 @@ def pytest_configure(config):
         raise pytest.UsageError("--live and --replay exclude each other: pick one mode")
     if opt.record and not opt.live:
         raise pytest.UsageError("--record records live trials: add --live")
+    if opt.trials < 1:  # here, not at collection: a usage error there would be a collection error
+        raise pytest.UsageError(f"--trials {opt.trials}: give 1 or more")
     if opt.profile:
         try:
             profile_of(config, opt.profile)
@@ -107,8 +109,6 @@ def pytest_generate_tests(metafunc):
     taking `trial_number` runs --trials N times (the smoke tasks)."""
     if "trial_number" in metafunc.fixturenames:
         n = metafunc.config.option.trials
-        if n < 1:
-            raise pytest.UsageError(f"--trials {n}: give 1 or more")
         metafunc.parametrize("trial_number", range(1, n + 1), ids=lambda k: f"trial{k}")
     marker = metafunc.definition.get_closest_marker("harnesses")
     if marker is None:
@@ -290,13 +290,31 @@ def _viewed(config) -> list:
     return config._tbreplay_viewed
 
 
-def pytest_sessionfinish(session):
-    """--tbreplay-view DIR: the pages of every trial this process replayed (a CI artifact)."""
-    folder, viewed = session.config.getoption("tbreplay_view", None), getattr(session.config, "_tbreplay_viewed", [])
-    if folder and viewed:
+def _worker(config) -> str | None:
+    """The pytest-xdist worker's id (gw0, ...), None in the controller or a run without -n."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
+def pytest_sessionstart(session):
+    if (folder := session.config.getoption("tbreplay_view", None)) and not _worker(session.config):
         from pytest_tbreplay.analysis import view
-        site = view.write_site(view.groups_from_replays(viewed), Path(folder), title="pytest --replay trials")
-        session.config._tbreplay_view_index = site.index
+        view.clear_parts(Path(folder))
+
+
+def pytest_sessionfinish(session):
+    """--tbreplay-view DIR: the pages of every trial this run replayed (a CI artifact). Each process
+    writes the pages of the trials it ran; the last to finish (xdist's controller, or the only
+    process) writes the index from what all of them wrote."""
+    config = session.config
+    folder, viewed = config.getoption("tbreplay_view", None), getattr(config, "_tbreplay_viewed", [])
+    if not folder:
+        return
+    from pytest_tbreplay.analysis import view
+    if viewed:
+        site = view.write_pages(view.groups_from_replays(viewed), Path(folder))
+        view.save_part(site, _worker(config) or "main")
+    if not _worker(config) and (site := view.index_from_parts(Path(folder), "pytest --replay trials")):
+        config._tbreplay_view_index = site.index
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -182,10 +182,21 @@ def compare_page(a: TrialView, b: TrialView, links: tuple[str, str]) -> str:
         cells.append(f"<div{cls}>turn {k}</div>" + "".join(
             f"<div{cls} data-side=\"{i}\">{_cell(s.rows[k], s) if k < len(s.rows) else '—'}</div>"
             for i, s in enumerate((a, b))))
-    body = (f'<p><a href="index.html">← all trials</a></p><h1>{escape(a.trial)}: {escape(a.profile)} vs '
-            f'{escape(b.profile)}</h1><p id="part-summary">{escape(where)}</p>' + plots(a, b)
+    body = (f'<p><a href="index.html">← all trials</a></p><h1>{escape(a.trial)}: {escape(a.side)} vs '
+            f'{escape(b.side)}</h1><p id="part-summary">{escape(where)}</p>{_courses(a, b)}' + plots(a, b)
             + f'<div class="cmp"><div></div>{head}{"".join(cells)}</div>')
-    return page(f"{a.trial}: {a.profile} vs {b.profile}", body)
+    return page(f"{a.trial}: {a.side} vs {b.side}", body)
+
+
+def _courses(a: TrialView, b: TrialView) -> str:
+    """Where each side left the recording and why (departure.py's answer, as `whatif` prints it):
+    two pi versions part where the newer one lowers max tokens, compacts or refuses a cut call."""
+    items = "".join(f'<li data-side="{i}"><b>{escape(s.side)}</b>: '
+                    + (escape(f"leaves the recording at interaction {s.course.first.interaction} "
+                              f"({s.course.first.label}): {s.course.why}") if s.course.first else
+                       "follows the recording to its end")
+                    + "</li>" for i, s in enumerate((a, b)) if s.course is not None)
+    return f'<ul id="departures">{items}</ul>' if items else ""
 
 
 def _cell(row: Row, v: TrialView) -> str:

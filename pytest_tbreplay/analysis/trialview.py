@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from pytest_tbreplay.analysis import summarize as sm
+from pytest_tbreplay.analysis.departure import Course, course
 from pytest_tbreplay.analysis.whatif import Effect, effects
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import Profile
@@ -72,6 +73,12 @@ class TrialView:
     verifier_output: str | None = None
     effects: list[Effect] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    course: Course | None = None  # a replay's: where it left the recording and why (whatif's answer)
+
+    @property
+    def side(self) -> str:
+        """The replay side's name: the profile, with the harness when it is not the reference one."""
+        return self.profile if self.harness == "reference" else f"{self.profile}@{self.harness}"
 
 
 # -- a cassette as recorded --------------------------------------------------------------------
@@ -187,7 +194,8 @@ def from_replay(r: Replayed, profile: Profile, harness: str, name: str) -> Trial
     rec = sm.classify(_record_of(recorded.record, trial, sizes))
     return TrialView(name, c.metadata["task"], recorded.trial, "replay", profile.name, harness, c.n_ctx,
                      sizes.get("context_window"), sizes.get("max_tokens"), rows, rec, recorded.instruction,
-                     trial.final_text, recorded.reward, recorded.verifier_output, found)
+                     trial.final_text, recorded.reward, recorded.verifier_output, found,
+                     course=course(r.engine, trial.outcome, trial.stop_reason))
 
 
 def _fill(row: Row, later: list[dict]) -> None:

@@ -3,8 +3,9 @@ as recorded (or imported), one per replay side asked for (`--replay mitigated`, 
 baseline@pi`), and with two sides or more a comparison page of the first against each other."""
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_tbreplay.analysis import pages, summarize as sm
@@ -14,7 +15,9 @@ from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.harnesses.pi.session import SessionError
 from pytest_tbreplay.replay.tools import ToolReplayError
-from pytest_tbreplay.run import HARNESSES, Replayed, replay_cassette
+from pytest_tbreplay.harnesses import harness_name
+from pytest_tbreplay.harnesses.pi.install import RECORDED_PI
+from pytest_tbreplay.run import Replayed, replay_cassette
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,15 @@ class Side:
 
     @classmethod
     def parse(cls, text: str) -> "Side":
-        profile, _, harness = text.partition("@")
-        if harness and harness not in HARNESSES:
-            raise ValueError(f"--replay {text}: unknown harness {harness!r}; write PROFILE or PROFILE@HARNESS "
-                             f"with HARNESS one of {', '.join(HARNESSES)}")
-        return cls(profile, harness or "reference")
+        """PROFILE or PROFILE@HARNESS; the harness may itself hold an @ (pi@1.6.0), so the profile
+        ends at the first @ (a profile file's path with an @ in it: give it without a harness)."""
+        profile, at, harness = text.partition("@")
+        if not profile or (at and not harness):
+            raise ValueError(f"--replay {text}: write PROFILE or PROFILE@HARNESS (e.g. baseline@pi@{RECORDED_PI})")
+        try:
+            return cls(profile, harness_name(harness) if at else "reference")
+        except ValueError as e:
+            raise ValueError(f"--replay {text}: {e}") from None
 
     def label(self) -> str:
         return f"{Path(self.profile).stem}@{self.harness}"
@@ -47,6 +54,7 @@ class Site:
     index: Path
     pages: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    entries: list[tuple[sm.Record, dict[str, str]]] = field(default_factory=list)  # the job page's rows
 
 
 def slug(text: str) -> str:
@@ -120,21 +128,71 @@ def groups_from_replays(replayed: list[tuple[Replayed, object, str]]) -> list[Gr
 
 
 def write_site(groups: list[Group], out: Path, failed: list[tuple[str, str]] = (), title: str = "trials") -> Site:
+    site = write_pages(groups, out, failed)
+    write_index(site, title)
+    return site
+
+
+def write_pages(groups: list[Group], out: Path, failed: list[tuple[str, str]] = ()) -> Site:
+    """Every trial and comparison page; the job page's rows wait in site.entries (write_index)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    site, entries = Site(out / "index.html", failed=list(failed)), []
+    site = Site(out / "index.html", failed=list(failed))
     for g in groups:
         links = {}
         for v in [g.recorded] * bool(g.recorded) + g.replays:
-            links[v.kind if v is g.recorded else f"{v.profile}@{v.harness}"] = _write(
+            links[v.kind if v is g.recorded else v.side] = _write(
                 site, out / f"trial-{v.name}.html", pages.trial_page(v))
         for other in g.replays[1:]:
             a = g.replays[0]
-            links[f"compare {a.profile} vs {other.profile}"] = _write(
+            links[f"compare {a.side} vs {other.side}"] = _write(
                 site, out / f"compare-{a.name}--vs--{slug(other.profile + '@' + other.harness)}.html",
                 pages.compare_page(a, other, (f"trial-{a.name}.html", f"trial-{other.name}.html")))
-        entries.append((g.record, links))
-    site.index.write_text(pages.job_page(title, entries, site.failed), encoding="utf-8")
+        site.entries.append((g.record, links))
+    return site
+
+
+def write_index(site: Site, title: str) -> Path:
+    site.index.write_text(pages.job_page(title, site.entries, site.failed), encoding="utf-8")
+    return site.index
+
+
+# -- a site written by several processes (pytest-xdist workers) ----------------------------------
+# Each process writes its pages and leaves its job-page rows in PARTS; the process that outlives
+# them (xdist's controller, or the only one) writes index.html from every part, so no worker's
+# index overwrites another's.
+PARTS = ".tbreplay-view"
+
+
+def clear_parts(out: Path) -> None:
+    """A new run: forget the rows an earlier run left (its pages stay, unlinked)."""
+    for part in (Path(out) / PARTS).glob("*.json"):
+        part.unlink()
+
+
+def save_part(site: Site, who: str) -> Path:
+    folder = site.index.parent / PARTS
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"{slug(who)}.json"
+    data = {"entries": [[asdict(r), links] for r, links in site.entries], "failed": site.failed}
+    tmp = part.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(part)  # whole or absent: the index never reads half a part
+    return part
+
+
+def index_from_parts(out: Path, title: str) -> Site | None:
+    """index.html from every part in OUT (None when no process left one)."""
+    site = Site(Path(out) / "index.html")
+    parts = sorted((Path(out) / PARTS).glob("*.json"))
+    for part in parts:
+        data = json.loads(part.read_text(encoding="utf-8"))
+        site.entries += [(sm.Record(**r), links) for r, links in data["entries"]]
+        site.failed += [tuple(f) for f in data["failed"]]
+    if not parts:
+        return None
+    site.entries.sort(key=lambda e: (e[0].task, e[0].trial, list(e[1].values())))
+    write_index(site, title)
     return site
 
 
