@@ -58,7 +58,9 @@ def prose_sentences(shortest: int = 4, longest: int = 60) -> list[str]:
     if (shortest, longest) not in _SENTENCES:
         from pydoc_data.topics import topics
         text = re.sub(r"\s+", " ", re.sub(r"[*=\-~^`]{3,}", " ", " ".join(topics.values())))
-        _SENTENCES[shortest, longest] = [s.strip() + ". " for s in text.split(". ") if shortest <= len(s.split()) <= longest]
+        # pydoc's topics share sections ("exceptions" is in "execmodel" too): each sentence once
+        _SENTENCES[shortest, longest] = list(dict.fromkeys(
+            s.strip() + ". " for s in text.split(". ") if shortest <= len(s.split()) <= longest))
     return _SENTENCES[shortest, longest]
 
 

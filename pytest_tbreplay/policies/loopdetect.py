@@ -19,6 +19,9 @@ the horizon at all. The rule fires when
   - (second time, prose) most of the window is plain words, at least `repeat` of it repeats, and
     almost nothing is novel: a paragraph said again verbatim (an A B A B alternation comes back once
     before its third round).
+  - (sentences, prose) the sentences of the last cycle were each said twice before and the stretch
+    names nothing new: short cycles whose sentences are dropped, added or swapped every round.
+The period rule (word i against word i - lag) is described at _period.
 Data lines (most words values: hex, digits, addresses: a dump, a CSV row, objdump) neither fold
 digits nor count as recurring: a dump names new values every line.
 
@@ -39,8 +42,10 @@ TEXT_SEP = re.compile(r"([ \t\n\r\f\v]+)")
 ARGS_SEP = re.compile(r"((?:[ \t\n\r\f\v]|\\[ntr])+)")
 DIGITS = re.compile(r"[0-9]+")
 EDGE = re.compile(r"^[^0-9A-Za-z]+|[^0-9A-Za-z]+$")
-# A value: a number, hex, an address, a code point (U+00E9, <U00E9> in glibc's locale tables).
-VALUE = re.compile(r"(?:0[xX]|[Uu]\+?)?[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*|[0-9][0-9.,:/+-]*")
+# A value: a number (a Python literal too: 1.42151_17583e-7, 2j), hex, an address, a code point
+# (U+00E9, <U00E9> in glibc's locale tables).
+VALUE = re.compile(r"(?:0[xX]|[Uu]\+?)?[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*|[0-9][0-9_.,:/+-]*(?:[eE][+-]?[0-9][0-9_]*)?[jJ]?")
+SENT_END = re.compile(r"[.!?][\"')\]]*$")
 PROSE_WORD = re.compile(r"(?:[A-Za-z][a-z]*(?:'[a-z]+)?|[0-9]+)[,.!?:;]?")
 
 DEFAULTS = {
@@ -60,6 +65,8 @@ DEFAULTS = {
     # the period rule (word diagonal): a match gains 1, a mismatch costs beta; the run ends x_drop below its best
     "beta": 1.5, "x_drop": 48, "match": 0.6, "margin": 160, "margin_per_lag": 6, "min_run": 104,
     "novel_per_word": 16,  # at most one new plain word or name per this many words of the run
+    # the sentence rule: the last cycle (a sentence's lag + sent_margin words) is mostly sentences said twice before
+    "sent_recur": 0.8, "sent_margin": 32, "sent_max": 64, "sent_lags": 4,
     "word_max": 64,  # characters kept of a word
     "run_min": 192,  # characters of a no-space run checked for a period
     "period_max": 16,
@@ -102,7 +109,7 @@ class Stream:
         self.seen: dict[str, int] = {}  # normalized word -> where it last occurred
         w = p["window"]
         self.ring = [0] * w  # per word: 1 repeats, 2 recurs, +4 novel, +8 plain
-        self.s1 = self.s2 = self.nov = self.plain = self.vnov = self.inov = 0
+        self.s1 = self.s2 = self.plain = 0
         self.words: list[str] = []  # the last few words (for logs)
         self.lag = self.gap = self.hits = self.start = 0  # the current diagonal run
         self.keys: list[str] = [""] * p["horizon"]  # the shingle of each of the last horizon words
@@ -113,6 +120,13 @@ class Stream:
         # The word diagonal (the period rule): word i against word i - wlag, +1 a match, -beta a mismatch.
         self.wlag = self.wstart = self.whits = 0
         self.wscore = self.wbest = 0.0
+        # The sentence rule: the current sentence's words, where each sentence last occurred twice.
+        self.sent: list[str] = []
+        self.sent1: dict[str, int] = {}
+        self.sent2: dict[str, int] = {}
+        self.scum = [0] * p["horizon"]  # running count of words in sentences said twice before
+        self.scum_last = 0
+        self.slags = [0] * p["sent_lags"]
         self.rule: str | None = None
 
     # -- characters -------------------------------------------------------------------------
@@ -122,15 +136,20 @@ class Stream:
         self.pending = ""
         if self.args and text.endswith("\\") and (len(text) - len(text.rstrip("\\"))) % 2 == 1:
             text, self.pending = text[:-1], "\\"
+        if self.args:  # an escaped backslash is part of a word: "\\\\n" is a backslash and an n, not a newline
+            text = text.replace("\\\\", "\0\0")
         # Few distinct characters (whitespace aside) for a long stretch: "😂 😂😂 😂", "ha haha ha".
         # The stretch restarts at a piece that brings a third character.
-        chars = set(WS.sub("", text))
-        if chars:
+        bare = WS.sub("", text)
+        chars = set(bare)
+        if len(chars) > p["few_chars"]:  # (most pieces: no set union)
+            self.few, self.few_len = set(), 0
+        elif chars:
             both = self.few | chars
             if len(both) <= p["few_chars"]:
-                self.few, self.few_len = both, self.few_len + len(WS.sub("", text))
+                self.few, self.few_len = both, self.few_len + len(bare)
             elif len(chars) <= p["few_chars"]:
-                self.few, self.few_len = chars, len(WS.sub("", text))
+                self.few, self.few_len = chars, len(bare)
             else:
                 self.few, self.few_len = set(), 0
             if self.few_len >= p["run_min"]:
@@ -172,7 +191,8 @@ class Stream:
             self.nl = False
             self.line_words = self.line_values = 0
         self.line_words += 1
-        value = is_value(w)
+        core = EDGE.sub("", w)
+        value = bool(core) and VALUE.fullmatch(core) is not None
         self.line_values += value
         data = 2 * self.line_values >= self.line_words
         n = w if data else fold(w)
@@ -206,8 +226,8 @@ class Stream:
         self._word_diagonal(n, pos, 0 if data else d1)
         if hit:
             self.lag, self.gap, self.hits = hit, 0, self.hits + 1
-        elif lag and self.gap < p["gap"]:
-            self.gap += 1
+        elif lag and self.gap < p["gap"] and not (d1 and self.hits < p["aligned"] * (pos - self.start)):
+            self.gap += 1  # (a diagonal that follows too little of its lag gives way to the shingle's lag)
         elif d1:
             self.lag, self.gap, self.hits, self.start = d1, 0, 1, pos
         else:
@@ -217,7 +237,7 @@ class Stream:
             if d1:
                 flags = 2 if d2 else 1
             plain = PROSE_WORD.fullmatch(w) is not None
-            u = EDGE.sub("", w) if value else n  # a value is new by its digits, a name by its shape
+            u = core if value else n  # a value is new by its digits, a name by its shape
             q = self.seen.get(u)
             if q is None or pos - q > h:  # novel: a value, a plain word, or a name
                 flags |= 16 if value else 4 if plain else 32
@@ -228,6 +248,8 @@ class Stream:
             self.last1 = {x: q for x, q in self.last1.items() if pos - q <= h}
             self.last2 = {x: q for x, q in self.last2.items() if pos - q <= h}
             self.seen = {x: q for x, q in self.seen.items() if pos - q <= h}
+            self.sent1 = {x: q for x, q in self.sent1.items() if pos - q <= h}
+            self.sent2 = {x: q for x, q in self.sent2.items() if pos - q <= h}
         cum, c = self.cum, self.cum_last
         c = (c[0] + ((flags & 4) > 0), c[1] + ((flags & 32) > 0), c[2] + ((flags & 16) > 0))
         cum[pos % h] = c
@@ -237,14 +259,14 @@ class Stream:
         ring[i] = flags
         self.s1 += ((flags & 3) > 0) - ((old & 3) > 0)
         self.s2 += ((flags & 3) == 2) - ((old & 3) == 2)
-        self.nov += ((flags & 4) > 0) - ((old & 4) > 0)
         self.plain += ((flags & 8) > 0) - ((old & 8) > 0)
-        self.vnov += ((flags & 16) > 0) - ((old & 16) > 0)
-        self.inov += ((flags & 32) > 0) - ((old & 32) > 0)
+        slag = self._sentence(w, n if core == w else fold(core), pos, data)
         if pos + 1 < p["window"]:
             return False
         if self._period(pos):
             return self._trip("period")
+        if slag and self._sentences(pos, slag):
+            return self._trip("sentences")
         w_ = p["window"]
         run = pos + 1 - self.start
         if not self.lag or self.hits < p["aligned"] * run:
@@ -305,6 +327,46 @@ class Stream:
             return False
         c, b = self.cum_last, self.cum[(pos - min(run, p["horizon"] - 1)) % p["horizon"]]
         return (c[0] - b[0] + c[1] - b[1]) * p["novel_per_word"] <= run
+
+    def _sentence(self, w: str, n: str, pos: int, data: bool) -> int:  # n: the word folded, its edges cut
+        """Add the word to the current sentence; at its end (. ! ?, or sent_max words) remember it and
+        credit its words if it was said twice before. Returns the sentence's lag (words since it was
+        last said, the longest of the last sent_lags) when a twice-said sentence ended here, else 0."""
+        p, h = self.p, self.p["horizon"]
+        lag = 0
+        if data:  # a data line is no sentence
+            self.sent = []
+        else:
+            self.sent.append(n.lower())
+            if SENT_END.search(w) is not None or len(self.sent) >= p["sent_max"]:
+                key, size = "\x01".join(self.sent), len(self.sent)
+                self.sent = []
+                q1, q2 = self.sent1.get(key), self.sent2.get(key)
+                if q1 is not None:
+                    self.sent2[key] = q1
+                self.sent1[key] = pos
+                if q2 is not None and pos - q2 <= h:
+                    self.scum_last += size
+                    # the cycle: the longest lag of the last few (a sentence can come twice a cycle)
+                    self.slags = self.slags[1:] + [pos - q1]
+                    lag = max(self.slags)
+        self.scum[pos % h] = self.scum_last
+        return lag
+
+    def _sentences(self, pos: int, lag: int) -> bool:
+        """Short cycles whose sentences are dropped, added or swapped every round: the shingles
+        break at every seam, but the sentences themselves come back. The last cycle (the lag of the
+        sentence that just ended, and some) is mostly sentences said twice before, the window is
+        prose, and the stretch names nothing new: a templated reference says the same responses
+        and errors for every operation, but names a new operation each time."""
+        p, W, h = self.p, self.p["window"], self.p["horizon"]
+        span = max(W, lag + p["sent_margin"])
+        if span >= min(h, pos + 1) or self.plain < p["prose"] * W:
+            return False
+        if self.scum_last - self.scum[(pos - span) % h] < p["sent_recur"] * span:
+            return False
+        c, b = self.cum_last, self.cum[(pos - span) % h]
+        return c[0] - b[0] <= p["novel_max"] and c[1] - b[1] <= p["names_max"] and c[2] - b[2] <= p["values_max"]
 
     def _trip(self, rule: str) -> bool:
         self.rule = rule

@@ -61,7 +61,7 @@ def streams() -> list[tuple[str, list[str], dict]]:
     prose = "".join(dict.fromkeys(families.prose_sentences()))  # the docs' sentences, each once
     # degenerate streams: every rule that would trip turned off, so all 64k tokens are read (worst case)
     worst = dict(run_min=10**9, few_chars=0, newlines_max=10**9, space_max=10**12, recur=2.0, run2=10**9,
-                 min_run=10**9)
+                 min_run=10**9, sent_recur=2.0)
     out = [("prose (Python docs)", families.tokens(prose)[:64_000], {}),
                ("code (stdlib source)", families.tokens(src)[:64_000], {})]
     for key, (what, unit) in families.DEGENERATE.items():
@@ -70,15 +70,19 @@ def streams() -> list[tuple[str, list[str], dict]]:
     return out
 
 
-def throughput() -> list[tuple[str, float]]:
+def throughput(rounds: int = 3) -> list[tuple[str, float]]:
+    """Tokens per second of this process' CPU time, the best of `rounds`: on a shared machine the
+    wall clock measures the neighbours, CPU time (mostly) the detector."""
     rows = []
     for what, toks, over in streams():
         pieces = [p for _, p in families.deltas(toks, random.Random(1))]
-        d = LoopDetector(**over)
-        start = time.perf_counter()
-        tripped = any(d.feed(p) for p in pieces)
-        rate = len(toks) / (time.perf_counter() - start)
-        rows.append((what + (" (tripped!)" if tripped else ""), rate))
+        best = float("inf")
+        for _ in range(rounds):
+            d = LoopDetector(**over)
+            start = time.process_time()
+            tripped = any(d.feed(p) for p in pieces)
+            best = min(best, time.process_time() - start)
+        rows.append((what + (" (tripped!)" if tripped else ""), len(toks) / best))
     return rows
 
 
@@ -87,8 +91,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=40)
     ap.add_argument("--no-corpus", action="store_true")
     a = ap.parse_args()
-    print("## Throughput (Python, one core; 64k tokens in 1-4 token pieces; degenerate streams with their "
-          "tripping rules off, the worst case)\n\n| stream | tokens/s |\n|---|---|")
+    print("## Throughput (Python, tokens per CPU second, best of 3; 64k tokens in 1-4 token pieces; degenerate "
+          "streams with their tripping rules off, the worst case)\n\n| stream | tokens/s |\n|---|---|")
     for what, rate in throughput():
         print(f"| {what} | {rate:,.0f} |")
     with Pool(2) as pool:

@@ -59,6 +59,13 @@ def cases() -> list[tuple[str, list[list[str]]]]:
     out.append(("escapes split across pieces", [["a", '{"content": "x = 1\\'], ["a", 'ny = 2\\'], ["a", "n"]]))
     out.append(("astral characters and a long word", [["t", "😂好" * 40 + " x"], ["t", " é" * 10 + "a" * 300]]))
     out.append(("code points as values", pieces("<U0041> <U0042> U+00E9 " * 200, 11)))
+    c = loop_family.sentence_ops(60, 200, 5)  # short cycles, a sentence dropped/added/swapped each: the sentence rule
+    out.append((f"sentence ops, cycle 60 ({c.third - c.onset} tokens to the third)", pieces("".join(c.toks[:c.third + 600]), 12)))
+    src = stdlib_text("encodings/aliases")  # numbered blocks, the same lines: a known cut (docs/README-loop2.md)
+    out.append(("numbered alias blocks as text", pieces(src[src.index("# iso8859_10"):][:4_000], 14)))
+    src = stdlib_text("statistics")  # Python float literals (1.42151_17583_16445_88870e-7) are values, not names
+    at = src.index("def _normal_dist_inv_cdf")
+    out.append(("float literals as a write", pieces(as_arguments("/app/statistics.py", src[at:at + 6_000]), 13, "a")))
     return out
 
 

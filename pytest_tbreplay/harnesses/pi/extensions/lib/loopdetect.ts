@@ -9,7 +9,7 @@ export interface StreamParams {
 	aligned: number; run3: number; run2: number; word_max: number; run_min: number; period_max: number;
 	few_chars: number; newlines_max: number; space_max: number;
 	beta: number; x_drop: number; match: number; margin: number; margin_per_lag: number; min_run: number;
-	novel_per_word: number;
+	novel_per_word: number; sent_recur: number; sent_margin: number; sent_max: number; sent_lags: number;
 }
 
 export interface LoopParams { text: StreamParams; arguments: StreamParams }
@@ -18,7 +18,8 @@ const WS = /[ \t\n\r\f\v]+/g;
 const TEXT_SEP = /([ \t\n\r\f\v]+)/;
 const ARGS_SEP = /((?:[ \t\n\r\f\v]|\\[ntr])+)/;
 const EDGE = /^[^0-9A-Za-z]+|[^0-9A-Za-z]+$/g;
-const VALUE = /^(?:(?:0[xX]|[Uu]\+?)?[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*|[0-9][0-9.,:/+-]*)$/;
+const VALUE = /^(?:(?:0[xX]|[Uu]\+?)?[0-9A-Fa-f]*[0-9][0-9A-Fa-f]*|[0-9][0-9_.,:/+-]*(?:[eE][+-]?[0-9][0-9_]*)?[jJ]?)$/;
+const SENT_END = /[.!?]["')\]]*$/;
 const PROSE_WORD = /^(?:(?:[A-Za-z][a-z]*(?:'[a-z]+)?|[0-9]+)[,.!?:;]?)$/;
 
 export const fold = (w: string): string => w.replace(/[0-9]+/g, "0");
@@ -58,7 +59,7 @@ export class Stream {
 	last2 = new Map<string, number>();
 	seen = new Map<string, number>();
 	ring: number[];
-	s1 = 0; s2 = 0; nov = 0; plain = 0; vnov = 0; inov = 0;
+	s1 = 0; s2 = 0; plain = 0;
 	words: string[] = [];
 	lag = 0; gap = 0; hits = 0; start = 0;
 	keys: string[];
@@ -67,6 +68,12 @@ export class Stream {
 	offsets: number[];
 	nwords: string[];
 	wlag = 0; wstart = 0; whits = 0; wscore = 0; wbest = 0;
+	sent: string[] = [];
+	sent1 = new Map<string, number>();
+	sent2 = new Map<string, number>();
+	scum: number[];
+	scumLast = 0;
+	slags: number[];
 	rule: string | null = null;
 
 	p: StreamParams;
@@ -80,6 +87,8 @@ export class Stream {
 		this.keys = new Array(p.horizon).fill("");
 		this.nwords = new Array(p.horizon).fill("");
 		this.cum = new Array(p.horizon).fill([0, 0, 0]);
+		this.scum = new Array(p.horizon).fill(0);
+		this.slags = new Array(p.sent_lags).fill(0);
 		this.offsets = [0];
 		for (let j = 1; j <= p.drift; j++) this.offsets.push(-j, j);
 	}
@@ -96,6 +105,7 @@ export class Stream {
 				this.pending = "\\";
 			}
 		}
+		if (this.args) text = text.split("\\\\").join("\0\0"); // an escaped backslash is part of a word
 		const bare = Array.from(text.replace(WS, ""));
 		if (bare.length) {
 			const chars = new Set(bare);
@@ -155,7 +165,8 @@ export class Stream {
 			this.lineWords = this.lineValues = 0;
 		}
 		this.lineWords++;
-		const value = isValue(w);
+		const core = edge(w);
+		const value = core.length > 0 && VALUE.test(core);
 		if (value) this.lineValues++;
 		const data = 2 * this.lineValues >= this.lineWords;
 		const n = data ? w : fold(w);
@@ -188,7 +199,7 @@ export class Stream {
 			this.lag = hit;
 			this.gap = 0;
 			this.hits++;
-		} else if (lag && this.gap < p.gap) this.gap++;
+		} else if (lag && this.gap < p.gap && !(d1 && this.hits < p.aligned * (pos - this.start))) this.gap++;
 		else if (d1) {
 			this.lag = d1;
 			this.gap = 0;
@@ -201,14 +212,14 @@ export class Stream {
 		if (!data) {
 			if (d1) flags = d2 ? 2 : 1;
 			const plain = PROSE_WORD.test(w);
-			const u = value ? edge(w) : n;
+			const u = value ? core : n;
 			const q = this.seen.get(u);
 			if (q === undefined || pos - q > h) flags |= value ? 16 : plain ? 4 : 32;
 			this.seen.set(u, pos);
 			if (plain) flags |= 8;
 		}
 		if (pos % h === h - 1) {
-			for (const m of [this.last1, this.last2, this.seen]) for (const [x, q] of m) if (pos - q > h) m.delete(x);
+			for (const m of [this.last1, this.last2, this.seen, this.sent1, this.sent2]) for (const [x, q] of m) if (pos - q > h) m.delete(x);
 		}
 		let c = this.cumLast;
 		c = [c[0] + (flags & 4 ? 1 : 0), c[1] + (flags & 32 ? 1 : 0), c[2] + (flags & 16 ? 1 : 0)];
@@ -221,12 +232,11 @@ export class Stream {
 		const bit = (f: number, m: number) => (f & m ? 1 : 0);
 		this.s1 += b1(flags) - b1(old);
 		this.s2 += b2(flags) - b2(old);
-		this.nov += bit(flags, 4) - bit(old, 4);
 		this.plain += bit(flags, 8) - bit(old, 8);
-		this.vnov += bit(flags, 16) - bit(old, 16);
-		this.inov += bit(flags, 32) - bit(old, 32);
+		const slag = this.sentence(w, fold(core), pos, data);
 		if (pos + 1 < p.window) return false;
 		if (this.period(pos)) return this.trip("period");
+		if (slag && this.sentences(pos, slag)) return this.trip("sentences");
 		const W = p.window;
 		const run = pos + 1 - this.start;
 		if (!this.lag || this.hits < p.aligned * run) return false;
@@ -270,6 +280,38 @@ export class Stream {
 		if (this.whits < p.match * run || this.plain < p.prose * p.window) return false;
 		const c = this.cumLast, b = this.cum[(pos - Math.min(run, p.horizon - 1)) % p.horizon];
 		return (c[0] - b[0] + c[1] - b[1]) * p.novel_per_word <= run;
+	}
+
+	sentence(w: string, n: string, pos: number, data: boolean): number {
+		const p = this.p, h = p.horizon;
+		let lag = 0;
+		if (data) this.sent = [];
+		else {
+			this.sent.push(n.toLowerCase());
+			if (SENT_END.test(w) || this.sent.length >= p.sent_max) {
+				const key = this.sent.join("\x01"), size = this.sent.length;
+				this.sent = [];
+				const q1 = this.sent1.get(key), q2 = this.sent2.get(key);
+				if (q1 !== undefined) this.sent2.set(key, q1);
+				this.sent1.set(key, pos);
+				if (q2 !== undefined && pos - q2 <= h) {
+					this.scumLast += size;
+					this.slags = [...this.slags.slice(1), pos - (q1 as number)];
+					lag = Math.max(...this.slags);
+				}
+			}
+		}
+		this.scum[pos % h] = this.scumLast;
+		return lag;
+	}
+
+	sentences(pos: number, lag: number): boolean {
+		const p = this.p, W = p.window, h = p.horizon;
+		const span = Math.max(W, lag + p.sent_margin);
+		if (span >= Math.min(h, pos + 1) || this.plain < p.prose * W) return false;
+		if (this.scumLast - this.scum[(pos - span) % h] < p.sent_recur * span) return false;
+		const c = this.cumLast, b = this.cum[(pos - span) % h];
+		return c[0] - b[0] <= p.novel_max && c[1] - b[1] <= p.names_max && c[2] - b[2] <= p.values_max;
 	}
 
 	trip(rule: string): boolean {
