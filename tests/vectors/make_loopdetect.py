@@ -1,8 +1,9 @@
 """Write tests/vectors/loopdetect.json: streams and where the Python LoopDetector trips on them.
 
-Both implementations are checked against it: tests/test_loopdetect.py feeds every stream to
-pytest_tbreplay.policies.loopdetect, and (through run_loopdetect.ts under Node) to harnesses/pi/extensions/lib/loopdetect.ts.
-Regenerate after changing the algorithm or its parameters:
+Both implementations are checked against it: tests/unit/test_loopdetect.py feeds every stream to
+pytest_tbreplay.policies.loopdetect, and (through run_loopdetect.ts under Node) to
+harnesses/pi/extensions/lib/loopdetect.ts. The streams are stored, so the file does not depend on
+the machine that checks it. Regenerate after changing the algorithm or its parameters:
     PYTHONPATH=. python tests/vectors/make_loopdetect.py"""
 import json
 import random
@@ -12,7 +13,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
-from loop_family import as_arguments, deltas, runaway, stdlib_text, tokens  # noqa: E402
+import loop_corpus  # noqa: E402
+import loop_family  # noqa: E402
+from loop_family import as_arguments, deltas, stdlib_text, tokens  # noqa: E402
 from pytest_tbreplay.core import cassette as cs  # noqa: E402
 from pytest_tbreplay.policies.loopdetect import LoopDetector  # noqa: E402
 
@@ -21,46 +24,55 @@ def pieces(text: str, seed: int, kind: str = "t") -> list[list[str]]:
     return [[kind, p] for _, p in deltas(tokens(text), random.Random(seed))]
 
 
-def run(stream: list[list[str]]) -> dict:
-    """Where the detector trips (the 1-based piece), by which rule and lag, and how many words of
-    text and of arguments it had read by then."""
-    d, at = LoopDetector(), None
+def run(stream: list[list[str]], params: dict | None = None) -> dict:
+    """Where the detector trips (the 1-based piece), by which rule, the lag of each stream's
+    diagonals, and how many words of text and of arguments it had read by then."""
+    d, at = LoopDetector(**(params or {})), None
     for i, (kind, piece) in enumerate(stream, 1):
-        if (d.feed(piece) if kind == "t" else d.feed_arguments(piece)):
+        if d.feed(piece) if kind == "t" else d.feed_arguments(piece):
             at = i
             break
-    lag = d.args_period.tripped_lag if d.rule == "arguments" else d.period.tripped_lag
-    return {"tripped_at": at, "rule": d.rule, "lag": lag,
-            "words": [d.period.base + len(d.period.raw), d.args_period.base + len(d.args_period.raw)]}
+    return {"tripped_at": at, "rule": d.rule, "words": [d.text.pos, d.args.pos],
+            "lag": [d.text.lag, d.args.lag, d.text.wlag, d.args.wlag]}
 
 
 def cases() -> list[tuple[str, list[list[str]]]]:
     out = []
-    for cycle, variation, onset, code, seed in [(10, 0.3, 200, 0.0, 1), (40, 0.2, 0, 0.3, 2), (120, 0.3, 600, 0.2, 3),
-                                                (400, 0.1, 100, 0.5, 4), (700, 0.3, 50, 0.3, 5), (2000, 0.2, 300, 0.2, 6)]:
-        r = runaway(cycle, variation, onset, code, seed)
-        text = "".join(tokens(r.text)[:r.third + 700])
-        out.append((f"runaway cycle {cycle} variation {variation}", pieces(text, seed)))
+    for i, name in enumerate(loop_family.FAMILIES):  # one case of every family, cut a little after the bound
+        c = loop_family.draw(name, random.Random(1000 + i))
+        toks = c.toks[:c.third + 700]
+        out.append((f"{name} ({c.family}, cycle {c.cycle})", [[c.kind, p] for _, p in deltas(toks, random.Random(i))]))
     c = cs.load(HERE.parent.parent / "cassettes" / "polyglot-rust-c.yaml")
     events = c.interactions[c.metadata["failure"]["interaction"]].events[1:-3]
     toks = [t for t in (json.loads(e)["choices"][0]["delta"].get("content") for e in events) if t]
     out.append(("polyglot-rust-c runaway (shuffled sentences)", [["t", t] for t in toks[:2500]]))
-    for module, chars in [("argparse", 60_000), ("_pydecimal", 40_000), ("typing", 30_000), ("csv", 20_000)]:
+    for module, chars in [("argparse", 30_000), ("typing", 20_000)]:
         out.append((f"stdlib {module} as text", pieces(stdlib_text(module)[:chars], 7)))
     out.append(("stdlib textwrap as a write", pieces(as_arguments("/app/textwrap.py", stdlib_text("textwrap")), 8, "a")))
-    block = stdlib_text("textwrap")[2000:3400]
-    out.append(("a write repeating a block", pieces(as_arguments("/app/out.py", block * 4), 9, "a")))
-    out.append(("a run of zeros in text (a degenerate loop)", pieces("0, " * 3000, 10)))
-    out.append(("a table of zeros in a write", pieces(as_arguments("/app/t.c", "0, " * 3000), 10, "a")))
+    docs = loop_corpus.build(limit=6_000)
+    rng = random.Random(7)
+    for kind in ["binary dump", "release notes", "API docs", "function-family docs", "data table", "log", "code"]:
+        for _, name, text in rng.sample([d for d in docs if d[0] == kind], 1):
+            out.append((f"legit as text: {name}", pieces(text, 1)))
+            out.append((f"legit as write: {name}", pieces(as_arguments("/app/f", text), 2, "a")))
     out.append(("a word split across pieces", [["t", "com"], ["t", "pletely "], ["t", "diff"], ["t", "erent"]]))
     out.append(("escapes split across pieces", [["a", '{"content": "x = 1\\'], ["a", 'ny = 2\\'], ["a", "n"]]))
+    out.append(("astral characters and a long word", [["t", "😂好" * 40 + " x"], ["t", " é" * 10 + "a" * 300]]))
+    out.append(("code points as values", pieces("<U0041> <U0042> U+00E9 " * 200, 11)))
+    c = loop_family.sentence_ops(60, 200, 5)  # short cycles, a sentence dropped/added/swapped each: the sentence rule
+    out.append((f"sentence ops, cycle 60 ({c.third - c.onset} tokens to the third)", pieces("".join(c.toks[:c.third + 600]), 12)))
+    src = stdlib_text("encodings/aliases")  # numbered blocks, the same lines: a known cut (docs/README-loop2.md)
+    out.append(("numbered alias blocks as text", pieces(src[src.index("# iso8859_10"):][:4_000], 14)))
+    src = stdlib_text("statistics")  # Python float literals (1.42151_17583_16445_88870e-7) are values, not names
+    at = src.index("def _normal_dist_inv_cdf")
+    out.append(("float literals as a write", pieces(as_arguments("/app/statistics.py", src[at:at + 6_000]), 13, "a")))
     return out
 
 
 def main() -> None:
     vectors = {"params": LoopDetector().params(),
                "cases": [{"name": name, "stream": stream, "expect": run(stream)} for name, stream in cases()]}
-    (HERE / "loopdetect.json").write_text(json.dumps(vectors, separators=(",", ":")) + "\n")
+    (HERE / "loopdetect.json").write_text(json.dumps(vectors, separators=(",", ":"), ensure_ascii=False) + "\n")
     for case in vectors["cases"]:
         print(case["name"], case["expect"])
 
