@@ -497,8 +497,21 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     store = _store(data.get("messages"), path)
     seen: set[int] = set()  # messages checked (by id: the store shares them between requests)
     checked: set[str] = set()  # stream events checked
+    _check_ended(meta.get("ended"), len(data["interactions"]), path)
     return Cassette(meta, [_interaction(raw, path, i, store, seen, checked) for i, raw in enumerate(data["interactions"])],
                     Path(path))
+
+
+def _check_ended(ended: Any, n: int, path) -> None:
+    """metadata.ended: how a recorded trial ended that replay must end the same way (its time
+    budget ran out after `at_interaction` interactions; replay/engine.py)."""
+    if ended is None:
+        return
+    after, at = (ended.get("after_s"), ended.get("at_interaction")) if isinstance(ended, dict) else (None, None)
+    if not (isinstance(ended, dict) and ended.get("outcome") == "timeout" and type(at) is int and 0 <= at <= n
+            and type(after) in (int, float) and math.isfinite(after) and after >= 0):
+        raise CassetteError(path, f"metadata.ended must be {{outcome: timeout, after_s: seconds (finite, at least "
+                                  f"0), at_interaction: 0..{n}}}, not {str(ended)[:80]}")
 
 
 def _check_task(meta: dict, path) -> None:

@@ -1,6 +1,7 @@
 """The trial: what one harness run against one endpoint did, the same shape for every harness."""
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,14 @@ class Endpoint:
     model: str = "local"
     timeout_s: float = 600.0  # one request
     budget_s: float | None = None  # the whole trial (the task's time budget)
+    # replay: set when the harness reaches the point where the recorded trial ran out of time
+    out_of_time: threading.Event | None = None
+
+
+def budget_ended_text(ended: dict) -> str:
+    """Why a replay ended out of time: where the recorded trial's budget (metadata.ended) ran out."""
+    return (f"the trial's time budget of {ended['after_s']:.0f} s ran out (as recorded: replay ends "
+            f"before interaction {ended['at_interaction']})")
 
 
 class InfraError(RuntimeError):

@@ -349,6 +349,11 @@ class Run:
         ans, calls = Answer(200), {}
         try:
             self._consume(iter_events(resp.iter_raw()), detector, ans, calls)
+        except httpx.TimeoutException as e:
+            if self.deadline and time.monotonic() >= self.deadline:  # the trial's budget, not a hung server
+                raise TimeoutError(f"the trial's time budget of {self.ep.budget_s:.0f} s ran out "
+                                   f"after {ans.tokens} tokens of an answer") from None
+            ans.error = {"message": f"{type(e).__name__}: {e}"}
         except (httpx.TransportError, SSEError) as e:
             ans.error = {"message": f"{type(e).__name__}: {e}"}
         if ans.error:  # the server failed after streaming began: not the model's doing

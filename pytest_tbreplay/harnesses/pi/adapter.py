@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.core.props import server_n_ctx
-from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial
+from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial, budget_ended_text
 from pytest_tbreplay.harnesses.pi.events import RunState, _TrialBuilder
 from pytest_tbreplay.harnesses.pi.install import (
     PI_VERSION,
@@ -231,14 +231,14 @@ class _PiRun:
     def _next(self) -> dict | None:
         """The next event (None when pi closed stdout); token events are booked on the way."""
         while True:
-            wait = self.ep.timeout_s
+            wait, silent = self.ep.timeout_s, f"pi printed nothing for {self.ep.timeout_s:.0f} s"
             if budget := getattr(self.ep, "budget_s", None):
-                if (wait := min(wait, self.started + budget - time.monotonic())) <= 0:
-                    raise TimeoutError(f"the trial's time budget of {budget:.0f} s ran out")
-            try:
-                item = self.process.lines.get(timeout=wait)
-            except queue.Empty:
-                raise TimeoutError(f"pi printed nothing for {wait:.0f} s") from None
+                left = self.started + budget - time.monotonic()
+                if left < wait:  # the budget runs out first: that is why the wait ends
+                    wait, silent = left, f"the trial's time budget of {budget:.0f} s ran out"
+                if wait <= 0:
+                    raise TimeoutError(silent)
+            item = self._line(wait, silent)
             if item is None:
                 return None
             kind, value, at = item
@@ -252,6 +252,22 @@ class _PiRun:
                 self._read_log()  # the loop guard logs its cut before pi prints the message's end
             self.build.event(value)
             return value
+
+    def _line(self, wait: float, silent: str):
+        """pi's next line within `wait` seconds. In replay, a TimeoutError as soon as pi reaches the
+        point where the recorded trial ran out of its time budget (it waits there on an answer
+        that never comes, as it did live)."""
+        ended = self.ep.out_of_time
+        until = time.monotonic() + wait
+        while True:
+            left = until - time.monotonic()
+            try:
+                return self.process.lines.get(timeout=max(0.0, left if ended is None else min(left, 0.05)))
+            except queue.Empty:
+                if ended is not None and ended.is_set():
+                    raise TimeoutError(budget_ended_text(self.ep.cassette.metadata["ended"])) from None
+                if time.monotonic() >= until:
+                    raise TimeoutError(silent) from None
 
     def _print(self) -> None:
         while self._next() is not None:
