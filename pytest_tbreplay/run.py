@@ -146,7 +146,8 @@ def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: 
     return {"format": cs.FORMAT, "task": task.name, "provenance": "recorded", "server": server.metadata | {"model": model},
             "harness_profile": {"harness": harness} | asdict(profile) | profile.budget(server.n_ctx).sizes(),
             "failure_mode": f"{trial.outcome}: stop reason {trial.stop_reason}",
-            "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history}
+            "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history,
+            **({"prompts": task.prompts} if task.prompts else {})}
 
 
 def cassette_name(test_name: str, trial_number: int) -> str:

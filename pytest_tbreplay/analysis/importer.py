@@ -413,6 +413,8 @@ class _Importer:
                            "settings": redact.value(_dig(self.manifest, "props", "default_generation_settings", "params") or {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
+                # the later prompts of a multi-prompt session: replay sends each when a run ends
+                "prompts": self.session.user_texts()[1:],
                 "system_prompt": self.system_prompt,
                 "imported": self._imported(calls)}
         meta["failure_mode"] = meta["imported"]["outcome"]

@@ -523,6 +523,9 @@ def _check_task(meta: dict, path) -> None:
     acceptance = meta.get("acceptance") or []
     if not (isinstance(acceptance, list) and all(isinstance(a, str) for a in acceptance)):
         raise CassetteError(path, bad.format("acceptance", "a list of criteria as text"))
+    prompts = meta.get("prompts") or []
+    if not (isinstance(prompts, list) and all(isinstance(p, str) for p in prompts)):
+        raise CassetteError(path, bad.format("prompts", "a list of the later user prompts as text"))
     history = meta.get("history") or []
     _check_messages(history, "metadata.history", lambda p: CassetteError(path, p), set())
     try:

@@ -83,12 +83,30 @@ class TaskSpec:
     acceptance: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # earlier turns, as when a session is resumed
     system: str | None = None  # the recorded harness's system prompt (an imported trial keeps pi's)
+    # What the user said after each run ended, in order (a session of several prompts): the
+    # harness sends the next one each time its run ends with nothing of its own to say.
+    prompts: list[str] = field(default_factory=list)
 
     @classmethod
     def from_cassette(cls, c: Cassette) -> "TaskSpec":
         m = c.metadata
         return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []),
-                   m.get("system_prompt"))
+                   m.get("system_prompt"), list(m.get("prompts") or []))
+
+
+class FollowUps:
+    """A task's later prompts, in order. A recorded session keeps the harness's own messages
+    (nudges) as user prompts too: when the harness says the next one itself, it is not sent again."""
+
+    def __init__(self, prompts: list[str]):
+        self.left = list(prompts)
+
+    def said(self, text: str) -> None:
+        if self.left and self.left[0] == text:
+            self.left.pop(0)
+
+    def next(self) -> str | None:
+        return self.left.pop(0) if self.left else None
 
 
 @dataclass
