@@ -571,6 +571,14 @@ def load(path: Path | str) -> Cassette:
     return parse(data, path)
 
 
+def with_n_ctx(c: Cassette, n_ctx: int | None) -> Cassette:
+    """The cassette as if its server had `n_ctx` tokens (`--n-ctx`, as for a job folder): replay
+    emulates that server's 400s and /props answers it. None: unchanged."""
+    if n_ctx is not None:
+        c.metadata["server"] = {**c.metadata["server"], "n_ctx": n_ctx, "n_ctx_source": "--n-ctx"}
+    return c
+
+
 # Writing: core/store.py (YAML with the message store, redacted, saved atomically); named here too,
 # so `cassette.save(...)` and `cassette.to_dict(...)` keep working.
 from pytest_tbreplay.core.store import save, to_dict, to_flat_dict  # noqa: E402,F401
