@@ -79,13 +79,14 @@ def _show(args) -> int:
 
 def _lint_config(args) -> int:
     from pytest_tbreplay.core.profiles import load_profile
+    from pytest_tbreplay.core.props import LlamaServerError
     from pytest_tbreplay.serverconfig import lint, llamaswap
 
     profile = load_profile(args.profile) if args.profile != "none" else None
     if args.server_url:
         try:
             findings, source = lint.lint_live(args.server_url, args.model, profile, args.agent_timeout), args.server_url
-        except ConnectionError as e:
+        except (ConnectionError, LlamaServerError) as e:  # down, or an answer of the wrong shape
             print(f"tbreplay lint-config: {e}", file=sys.stderr)
             return 2
     elif args.config:
