@@ -57,3 +57,22 @@ def test_malformed_prompts_are_refused_at_load(prompts):
     data["metadata"]["prompts"] = prompts
     with pytest.raises(cs.CassetteError, match="p.yaml: metadata.prompts must be"):
         cs.parse(data, "p.yaml")
+
+
+def harness_messages() -> list[str]:
+    """What each mitigation says as the user, made by the mitigations' own code."""
+    from pytest_tbreplay.policies.gate import VerifyGate
+    from pytest_tbreplay.policies.stuck import STUCK_NUDGE
+    from pytest_tbreplay.policies.texts import NUDGE
+    from pytest_tbreplay.replay.tools import cut_call_message
+    gate = VerifyGate()
+    gate.observe("write", {"path": "out.txt", "content": "x"})
+    return [NUDGE, cut_call_message("write", {"path": "a.py", "content": "print(1"}, 64),
+            STUCK_NUDGE.format(what="`make`", n=4), gate.demand("Done!", ["out.txt exists"])]
+
+
+def test_import_leaves_the_harness_messages_to_the_replaying_harness():
+    from pytest_tbreplay.policies.texts import is_harness_message
+    said = harness_messages()
+    assert all(said) and all(is_harness_message(t) for t in said)
+    assert not any(is_harness_message(t) for t in ["Now add tests.", "You have run the tests 3 times, good.", "say hi 1"])
