@@ -123,7 +123,7 @@ def live_trial(server, task: TaskSpec, profile: Profile, harness: str, workdir: 
     with RecordingProxy(server.url) as proxy:
         endpoint = Endpoint(proxy.url, workdir=workdir, model=model or server.model, budget_s=budget_s)
         trial = run_harness(harness, profile, task, endpoint)
-    if proxy.upstream_failures and trial.outcome not in ("infra", "timeout"):  # the server failed, not the model
+    if proxy.upstream_failures and trial.outcome != "infra":  # the server failed, not the model
         trial.outcome, trial.error = "infra", proxy.upstream_failures[0]
     metadata = recording_metadata(task, trial, profile, harness, server, endpoint.model)
     if trial.outcome == "timeout" and budget_s:
