@@ -79,13 +79,14 @@ def _show(args) -> int:
 
 def _lint_config(args) -> int:
     from pytest_tbreplay.core.profiles import load_profile
+    from pytest_tbreplay.core.props import LlamaServerError
     from pytest_tbreplay.serverconfig import lint, llamaswap
 
     profile = load_profile(args.profile) if args.profile != "none" else None
     if args.server_url:
         try:
             findings, source = lint.lint_live(args.server_url, args.model, profile, args.agent_timeout), args.server_url
-        except ConnectionError as e:
+        except (ConnectionError, LlamaServerError) as e:  # down, or an answer of the wrong shape
             print(f"tbreplay lint-config: {e}", file=sys.stderr)
             return 2
     elif args.config:
@@ -178,8 +179,9 @@ def _whatif_sources(args) -> tuple[list, list]:
             continue
         for trial in trials:
             try:
-                cassettes.append((trial, cs.load(trial) if str(trial).endswith((".yaml", ".yml"))
-                                  else import_trial(trial, args.n_ctx)))
+                is_cassette = str(trial).endswith((".yaml", ".yml"))
+                c = cs.with_n_ctx(cs.load(trial), args.n_ctx) if is_cassette else import_trial(trial, args.n_ctx)
+                cassettes.append((trial, c))
             except (TrialImportError, cs.CassetteError, ValueError) as e:
                 failed.append((trial, str(e)))
             except Exception as e:  # noqa: BLE001 - one trial's surprise must not stop the others
@@ -247,6 +249,17 @@ def _export_atif(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """A token count on the command line (argparse names the option and exits 2 otherwise)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of tokens") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{n} tokens: the server's n_ctx is at least 1")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tbreplay", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("import", help="Harbor job/trial folders or pi sessions -> cassettes (provenance imported)")
     s.add_argument("sources", nargs="+", type=Path, help="a Harbor job folder, trial folder, or pi session .jsonl")
     s.add_argument("-o", "--output", type=Path, default=Path("cassettes/imported"), help="where cassettes go")
-    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when the trial does not say")
+    s.add_argument("--n-ctx", type=_positive, default=None, help="the server's n_ctx, when the trial does not say")
     s.add_argument("--force", action="store_true", help="overwrite existing cassettes")
     s.set_defaults(func=_import)
     s = sub.add_parser("summarize", help="the failure analysis' per-trial table and failure modes")
@@ -303,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--profile", required=True, action="append", help="profile name or YAML file (repeatable)")
     s.add_argument("--harness", type=harness_name, action="append", default=None,
                    help="reference (default), pi or pi@VERSION (repeatable: e.g. pi@0.73.1 and pi@1.6.0)")
-    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
+    s.add_argument("--n-ctx", type=_positive, default=None, help="replay as if the server had this n_ctx (for a cassette too)")
     s.add_argument("--json", type=Path, help="write the effects and departures as JSON")
     s.add_argument("--markdown", type=Path, help="write the departures as a markdown table (a row per cassette, "
                                                  "a column per profile and harness)")
@@ -314,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--replay", action="append", default=[], metavar="PROFILE[@HARNESS]",
                    help="also replay each trial under this profile (repeatable; two or more: comparison pages "
                         "of the first against each other)")
-    s.add_argument("--n-ctx", type=int, default=None, help="the server's n_ctx, when a trial does not say")
+    s.add_argument("--n-ctx", type=_positive, default=None, help="replay as if the server had this n_ctx (for a cassette too)")
     s.add_argument("--title", help="the job page's title")
     s.set_defaults(func=_view)
     s = sub.add_parser("diff", help="two runs task by task: fixed, regressed, new failure mode (exit 1 on a regression)")
@@ -332,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--atif", action="store_true", help="an ATIF-v1.7 trajectory.json, as Harbor 0.26 writes for pi")
     s.add_argument("--profile", help="with --atif: replay under this profile and export the replay")
     s.add_argument("--harness", choices=("reference", "pi"), default="reference", help="with --profile")
-    s.add_argument("--n-ctx", type=int, default=None, help="a trial folder's n_ctx, when it does not say")
+    s.add_argument("--n-ctx", type=_positive, default=None, help="a trial folder's n_ctx, when it does not say")
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.set_defaults(func=_export)
     args = p.parse_args(argv)

@@ -10,7 +10,7 @@ from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.core.trial import Endpoint, TaskSpec, Trial, Turn
 from pytest_tbreplay.harnesses import HARNESSES, MATRIX, run_harness  # noqa: F401 (HARNESSES, MATRIX: re-exported)
-from pytest_tbreplay.record.proxy import RecordingProxy
+from pytest_tbreplay.record.proxy import RecordingProxy, hung_up
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport, Served
 from pytest_tbreplay.replay.server import ReplayServer
 
@@ -78,10 +78,11 @@ def replay_cassette(c: cs.Cassette, profile: Profile, harness: str = "reference"
     model = c.metadata["server"].get("model", "local")  # what the recorded harness asked for
     if harness == "reference":
         trial = run_harness(harness, profile, task, Endpoint("http://replay", ReplayTransport(engine), cassette=c,
-                                                             model=model))
+                                                             model=model, out_of_time=engine.out_of_time))
     else:
         with ReplayServer(engine) as server:
-            trial = run_harness(harness, profile, task, Endpoint(server.url, cassette=c, model=model))
+            trial = run_harness(harness, profile, task, Endpoint(server.url, cassette=c, model=model,
+                                                                 out_of_time=engine.out_of_time))
     if not realtime:
         _recorded_rates(trial, engine, c)
     return Replayed(trial, engine)
@@ -124,7 +125,20 @@ def live_trial(server, task: TaskSpec, profile: Profile, harness: str, workdir: 
         trial = run_harness(harness, profile, task, endpoint)
     if proxy.upstream_failures and trial.outcome != "infra":  # the server failed, not the model
         trial.outcome, trial.error = "infra", proxy.upstream_failures[0]
-    return trial, proxy, proxy.cassette(recording_metadata(task, trial, profile, harness, server, endpoint.model))
+    metadata = recording_metadata(task, trial, profile, harness, server, endpoint.model)
+    if trial.outcome == "timeout" and budget_s:
+        metadata["ended"] = budget_ending(proxy, budget_s)
+    return trial, proxy, proxy.cassette(metadata)
+
+
+def budget_ending(proxy: RecordingProxy, budget_s: float) -> dict:
+    """Where the trial's time budget ran out, for replay (which has no clock) to end it there:
+    after the answers the harness read whole. The one it was reading when time ran out (kept,
+    cut where it hung up) is not replayed."""
+    proxy.settle()
+    its = proxy.interactions
+    at = len(its) - 1 if its and hung_up(its[-1]) else len(its)
+    return {"outcome": "timeout", "after_s": round(budget_s, 3), "at_interaction": at}
 
 
 def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: str, server, model: str) -> dict:
@@ -132,7 +146,8 @@ def recording_metadata(task: TaskSpec, trial: Trial, profile: Profile, harness: 
     return {"format": cs.FORMAT, "task": task.name, "provenance": "recorded", "server": server.metadata | {"model": model},
             "harness_profile": {"harness": harness} | asdict(profile) | profile.budget(server.n_ctx).sizes(),
             "failure_mode": f"{trial.outcome}: stop reason {trial.stop_reason}",
-            "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history}
+            "instruction": task.instruction, "acceptance": task.acceptance, "history": task.history,
+            **({"prompts": task.prompts} if task.prompts else {})}
 
 
 def cassette_name(test_name: str, trial_number: int) -> str:

@@ -29,6 +29,7 @@ from pytest_tbreplay.core.harbor_result import harbor_outcome
 from pytest_tbreplay.core.llama_stream import Completion, ToolCall, sse, word_pieces
 from pytest_tbreplay.core.profiles import Profile, ProfileError, load_profile
 from pytest_tbreplay.core.wire import exceed_body, overflow_sizes
+from pytest_tbreplay.policies.texts import is_harness_message
 from pytest_tbreplay.harnesses.pi.session import (
     Call,
     Session,
@@ -413,6 +414,9 @@ class _Importer:
                            "settings": redact.value(_dig(self.manifest, "props", "default_generation_settings", "params") or {})},
                 "harness_profile": {"harness": "pi"} | self.profile,
                 "instruction": self.session.first_user_text(), "acceptance": [],
+                # the later prompts of a multi-prompt session (replay sends each when a run ends);
+                # a mitigation's nudges are the replaying harness's own business
+                "prompts": [t for t in self.session.user_texts()[1:] if not is_harness_message(t)],
                 "system_prompt": self.system_prompt,
                 "imported": self._imported(calls)}
         meta["failure_mode"] = meta["imported"]["outcome"]

@@ -89,7 +89,7 @@ def _unique(name: str, names: set) -> str:
 def _group(item: Path, sides: list[Side], n_ctx: int | None, names: set) -> Group:
     record = None
     if item.suffix in (".yaml", ".yml"):
-        c = cs.load(item)
+        c = cs.with_n_ctx(cs.load(item), n_ctx)
     else:
         recs, failed = sm.records([item])
         if failed:

@@ -45,6 +45,19 @@ REDACTED = redaction.REDACTED
 MAX_OFFSET_S = 7 * 24 * 3600.0  # a week: far beyond any trial; a bigger offset is a broken file
 
 Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+SIZE_KEYS = ("context_window", "headroom", "max_tokens", "reserve_tokens", "keep_recent_tokens")
+USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+MAX_TOKEN_KEYS = ("n_predict", "max_completion_tokens", "max_tokens")
+
+
+def _is_count(n: Any) -> bool:
+    """A token count: a whole number, at least 0. JSON's NaN and Infinity (Python's json reads
+    them), negative counts and 12.5 load as numbers but make replay's sums and limits nonsense."""
+    return type(n) is int and n >= 0 or (type(n) is float and n.is_integer() and n >= 0)
+
+
+def _count_problem(where: str, n: Any) -> str:
+    return f"{where} is {n!r}: token counts are whole numbers, at least 0 (not NaN, Infinity or negative)"
 
 
 class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: ~10x faster
@@ -318,6 +331,7 @@ def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int], chec
     request = it.__dict__["request"] = _json(body, "request.body", bad) if body else {}
     if not isinstance(request, dict):
         raise bad("request.body must be a JSON object")
+    _check_max_tokens(request, bad)
     if raw.get("messages") is not None:
         request["messages"] = [store[k] for k in _ranges(raw["messages"], len(store), path, i)]
     if "messages" in request:
@@ -328,8 +342,18 @@ def _interaction(raw: Any, path, i: int, store: list[dict], seen: set[int], chec
                 and type(error["error"].get("n_prompt_tokens")) is int):
             raise bad(f"a {EXCEED_TYPE} answer is JSON with error.n_prompt_tokens (an integer), as "
                       "llama-server sends it")
+        for name in ("n_prompt_tokens", "n_ctx"):
+            if name in error["error"] and not _is_count(error["error"][name]):
+                raise bad(_count_problem(f"response.body error.{name}", error["error"][name]))
     elif it.streamed or _is_event_stream(it.headers):
         _check_stream(it, bad, checked)
+    elif it.body.lstrip().startswith("{"):  # a plain JSON answer: its usage is read as a stream's is
+        try:
+            answer = json.loads(it.body)
+        except (ValueError, RecursionError):
+            answer = None
+        if isinstance(answer, dict):
+            _check_usage(answer.get("usage"), "response.body usage", bad)
     return it
 
 
@@ -387,6 +411,27 @@ _TOKEN_EVENT = re.compile(
     r'"model":S,"system_fingerprint":S,"object":S\}'.replace("S", _STR))
 
 
+def _check_usage(usage: Any, where: str, bad) -> None:
+    """The counts replay adds up and serves back (engine._with_usage, the recorded prompt size)."""
+    if not usage or type(usage) is not dict:
+        return
+    for name in USAGE_COUNTS:
+        if name in usage and not _is_count(usage[name]):
+            raise bad(_count_problem(f"{where}.{name}", usage[name]))
+    details = usage.get("prompt_tokens_details")
+    if type(details) is dict and "cached_tokens" in details and not _is_count(details["cached_tokens"]):
+        raise bad(_count_problem(f"{where}.prompt_tokens_details.cached_tokens", details["cached_tokens"]))
+
+
+def _check_max_tokens(request: dict, bad) -> None:
+    """llama-server's output limit: a count, or -1 for none (wire.max_tokens_of reads it)."""
+    for key in MAX_TOKEN_KEYS:
+        n = request.get(key)
+        if n is not None and not (_is_count(n) or (type(n) is int and n == -1)):
+            raise bad(f"request.body {key} is {n!r}: a limit of output tokens is a whole number, at least "
+                      "0, or -1 for none (not NaN, Infinity or another negative)")
+
+
 def _check_stream(it: Interaction, bad, checked: set[str]) -> None:
     """What replay serves of an SSE body: it frames (sse.py, the framer everything shares), has one
     offset per event (comment blocks such as `: ping` are no events), every event but the final
@@ -414,6 +459,7 @@ def _check_stream(it: Interaction, bad, checked: set[str]) -> None:
             raise bad(f"SSE event {k} is not a chat completion chunk (a JSON object; choices a list of "
                       f"objects whose delta holds text and tool calls; usage an object of token counts; "
                       f"error an object): {data[:80]!r}")
+        _check_usage(last.get("usage"), f"SSE event {k}: usage", bad)
     if not events or (events[-1] != DONE and not (isinstance(last, dict) and "error" in last)):
         raise bad("truncated SSE stream: no [DONE] and no error event at the end")
 
@@ -439,16 +485,33 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
         raise CassetteError(path, f"provenance {meta['provenance']!r} is not one of {PROVENANCES}")
     n_ctx = meta["server"].get("n_ctx") if isinstance(meta["server"], dict) else "?"
     if not ((type(n_ctx) is int and n_ctx > 0) or (n_ctx is None and meta["provenance"] == "imported")):
-        raise CassetteError(path, "metadata.server.n_ctx must be a positive integer (null only for an imported "
-                                  "trial whose server context is unknown)")
+        raise CassetteError(path, f"metadata.server.n_ctx must be a positive integer (null only for an imported "
+                                  f"trial whose server context is unknown), not {n_ctx!r}")
+    for key in SIZE_KEYS:
+        size = meta["harness_profile"].get(key)
+        if not (size is None or size == "auto" or _is_count(size)):
+            raise CassetteError(path, _count_problem(f"metadata.harness_profile.{key}", size) + " (or auto)")
     _check_task(meta, path)
     if not data["interactions"]:
         raise CassetteError(path, "no interactions: a cassette replays at least one request")
     store = _store(data.get("messages"), path)
     seen: set[int] = set()  # messages checked (by id: the store shares them between requests)
     checked: set[str] = set()  # stream events checked
+    _check_ended(meta.get("ended"), len(data["interactions"]), path)
     return Cassette(meta, [_interaction(raw, path, i, store, seen, checked) for i, raw in enumerate(data["interactions"])],
                     Path(path))
+
+
+def _check_ended(ended: Any, n: int, path) -> None:
+    """metadata.ended: how a recorded trial ended that replay must end the same way (its time
+    budget ran out after `at_interaction` interactions; replay/engine.py)."""
+    if ended is None:
+        return
+    after, at = (ended.get("after_s"), ended.get("at_interaction")) if isinstance(ended, dict) else (None, None)
+    if not (isinstance(ended, dict) and ended.get("outcome") == "timeout" and type(at) is int and 0 <= at <= n
+            and type(after) in (int, float) and math.isfinite(after) and after >= 0):
+        raise CassetteError(path, f"metadata.ended must be {{outcome: timeout, after_s: seconds (finite, at least "
+                                  f"0), at_interaction: 0..{n}}}, not {str(ended)[:80]}")
 
 
 def _check_task(meta: dict, path) -> None:
@@ -460,6 +523,9 @@ def _check_task(meta: dict, path) -> None:
     acceptance = meta.get("acceptance") or []
     if not (isinstance(acceptance, list) and all(isinstance(a, str) for a in acceptance)):
         raise CassetteError(path, bad.format("acceptance", "a list of criteria as text"))
+    prompts = meta.get("prompts") or []
+    if not (isinstance(prompts, list) and all(isinstance(p, str) for p in prompts)):
+        raise CassetteError(path, bad.format("prompts", "a list of the later user prompts as text"))
     history = meta.get("history") or []
     _check_messages(history, "metadata.history", lambda p: CassetteError(path, p), set())
     try:
@@ -503,6 +569,14 @@ def load(path: Path | str) -> Cassette:
     except yaml.YAMLError as e:
         raise CassetteError(path, f"bad YAML: {e}".replace("\n", " ")) from None
     return parse(data, path)
+
+
+def with_n_ctx(c: Cassette, n_ctx: int | None) -> Cassette:
+    """The cassette as if its server had `n_ctx` tokens (`--n-ctx`, as for a job folder): replay
+    emulates that server's 400s and /props answers it. None: unchanged."""
+    if n_ctx is not None:
+        c.metadata["server"] = {**c.metadata["server"], "n_ctx": n_ctx, "n_ctx_source": "--n-ctx"}
+    return c
 
 
 # Writing: core/store.py (YAML with the message store, redacted, saved atomically); named here too,

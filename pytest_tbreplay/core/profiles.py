@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from pytest_tbreplay.core import boundedyaml
+
 PROFILE_DIR = Path(__file__).parents[1] / "profiles"
 AUTO = "auto"
 SIZES = ("context_window", "headroom", "max_tokens", "reserve_tokens", "keep_recent_tokens")
@@ -189,6 +191,23 @@ def check_field_types(data: dict, path: Path | str) -> None:
         raise ProfileError(f"{path}: " + "; ".join(problems))
 
 
+def _read_yaml(path: Path):
+    """The profile file's YAML, bounded (core/boundedyaml.py); anything unreadable is a ProfileError
+    naming the file (and the line, for a syntax error)."""
+    try:
+        return boundedyaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except IsADirectoryError:
+        raise ProfileError(f"{path}: a folder, not a profile file") from None
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except boundedyaml.BoundedYAMLError as e:
+        raise ProfileError(f"{path}: refused: the YAML {' '.join(str(e).split())}") from None
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     path = Path(name_or_path)
     if not path.suffix:
@@ -196,12 +215,12 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if not path.exists():
         shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
         raise ProfileError(f"profile {name_or_path!r} not found: give a YAML file or one of {shipped}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = _read_yaml(path)
     if not isinstance(data, dict):
-        raise ProfileError(f"{path}: a profile is a mapping of keys to values")
+        raise ProfileError(f"{path}: a profile is a mapping of keys to values, not {type(data).__name__}")
     if "alias" in data:  # a shipped old name kept working: the same profile under its old name
-        if set(data) - {"alias", "name"}:
-            raise ProfileError(f"{path}: an alias profile holds only `alias` (and `name`)")
+        if set(data) - {"alias", "name"} or not isinstance(data["alias"], str) or not isinstance(data.get("name", ""), str):
+            raise ProfileError(f"{path}: an alias profile holds only `alias` (and `name`), both names")
         return dataclasses.replace(load_profile(data["alias"]), name=data.get("name", path.stem))
     data.setdefault("name", path.stem)  # a profile file is named by its file unless it says otherwise
     check_field_types(data, path)

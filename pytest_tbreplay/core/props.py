@@ -73,6 +73,43 @@ def _get_props(client: httpx.Client, url: str) -> httpx.Response:
                          "pass --server-url") from None
 
 
+class BadAnswer(LlamaServerError):
+    """A server answered /props (or llama-swap's /running) with something that is not what
+    llama-server sends: named by URL and field, never a traceback later."""
+
+
+def _bad(url: str, field: str, value) -> BadAnswer:
+    return BadAnswer(f"{url}: {field} is {str(value)[:80]!r} ({type(value).__name__}), not what llama-server "
+                     "answers: is this a llama-server (or llama-swap with --model)?")
+
+
+def check_props(props, url: str) -> dict:
+    """`props` (parsed /props JSON) if it has the shape everything here reads: an object whose
+    default_generation_settings is an object with n_ctx a positive integer, params an object;
+    total_slots a positive integer and model_alias text when present."""
+    if not isinstance(props, dict):
+        raise _bad(url, "the answer", props)
+    gen = props.get("default_generation_settings")
+    if not isinstance(gen, dict):
+        raise _bad(url, "default_generation_settings", gen)
+    n = gen.get("n_ctx")
+    if type(n) is not int or n <= 0:
+        raise _bad(url, "default_generation_settings.n_ctx", n)
+    params = gen.get("params", {})
+    if not isinstance(params, dict):
+        raise _bad(url, "default_generation_settings.params", params)
+    for key in ("dry_multiplier", "temperature", "top_k", "top_p"):  # what lint and recordings read as numbers
+        if params.get(key) is not None and type(params[key]) not in (int, float):
+            raise _bad(url, f"default_generation_settings.params.{key}", params[key])
+    slots = props.get("total_slots", 1)
+    if type(slots) is not int or slots <= 0:
+        raise _bad(url, "total_slots", slots)
+    for key in ("model_alias", "model_path"):
+        if props.get(key) is not None and not isinstance(props[key], str):
+            raise _bad(url, key, props[key])
+    return props
+
+
 def n_ctx_of(props: dict | None) -> int | None:
     """The context size in a /props answer (None when there is no answer or it lacks one)."""
     try:

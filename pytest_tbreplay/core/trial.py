@@ -1,6 +1,7 @@
 """The trial: what one harness run against one endpoint did, the same shape for every harness."""
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,12 +83,30 @@ class TaskSpec:
     acceptance: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)  # earlier turns, as when a session is resumed
     system: str | None = None  # the recorded harness's system prompt (an imported trial keeps pi's)
+    # What the user said after each run ended, in order (a session of several prompts): the
+    # harness sends the next one each time its run ends with nothing of its own to say.
+    prompts: list[str] = field(default_factory=list)
 
     @classmethod
     def from_cassette(cls, c: Cassette) -> "TaskSpec":
         m = c.metadata
         return cls(m["task"], m["instruction"], list(m.get("acceptance") or []), list(m.get("history") or []),
-                   m.get("system_prompt"))
+                   m.get("system_prompt"), list(m.get("prompts") or []))
+
+
+class FollowUps:
+    """A task's later prompts, in order. A recorded session keeps the harness's own messages
+    (nudges) as user prompts too: when the harness says the next one itself, it is not sent again."""
+
+    def __init__(self, prompts: list[str]):
+        self.left = list(prompts)
+
+    def said(self, text: str) -> None:
+        if self.left and self.left[0] == text:
+            self.left.pop(0)
+
+    def next(self) -> str | None:
+        return self.left.pop(0) if self.left else None
 
 
 @dataclass
@@ -100,6 +119,14 @@ class Endpoint:
     model: str = "local"
     timeout_s: float = 600.0  # one request
     budget_s: float | None = None  # the whole trial (the task's time budget)
+    # replay: set when the harness reaches the point where the recorded trial ran out of time
+    out_of_time: threading.Event | None = None
+
+
+def budget_ended_text(ended: dict) -> str:
+    """Why a replay ended out of time: where the recorded trial's budget (metadata.ended) ran out."""
+    return (f"the trial's time budget of {ended['after_s']:.0f} s ran out (as recorded: replay ends "
+            f"before interaction {ended['at_interaction']})")
 
 
 class InfraError(RuntimeError):

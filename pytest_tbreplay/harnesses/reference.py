@@ -23,7 +23,7 @@ from pytest_tbreplay.core.loading import (
 from pytest_tbreplay.core.profiles import Budget, Profile
 from pytest_tbreplay.core.props import server_n_ctx
 from pytest_tbreplay.core.sse import DONE, SSEError, iter_events
-from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial, Turn
+from pytest_tbreplay.core.trial import Endpoint, FollowUps, InfraError, TaskSpec, Trial, Turn
 from pytest_tbreplay.core.wire import is_overflow_error
 from pytest_tbreplay.policies.compaction import anchor, serialize
 from pytest_tbreplay.policies.gate import VERIFY_CONTRACT, VerifyGate
@@ -207,6 +207,7 @@ class StuckTurns(Policy):
         if verdict == "nudge":
             text = self.guard.text(STUCK_NUDGE)
             run.trial.nudges.append(text)
+            run.follow_ups.said(text)
             run.messages.append({"role": "user", "content": text})
         elif verdict == "stop":
             run.trial.error = self.guard.text(STUCK_STOP)
@@ -248,6 +249,7 @@ class Run:
         self.budget: Budget | None = None
         self.compacted: str | None = None  # the compaction the next turn starts from
         self._loading_since: float | None = None  # the first 503 Loading model of a row
+        self.follow_ups = FollowUps(task.prompts)
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Trial:
@@ -292,6 +294,10 @@ class Run:
                     return
                 continue
             say = next((s for policy in self.policies if (s := policy.on_end(self, ans, turn))), None)
+            if say:
+                self.follow_ups.said(say)
+            else:
+                say = self.follow_ups.next()  # the user's next prompt, as the recorded session had it
             if say:
                 self.messages.append({"role": "user", "content": say})
                 continue
@@ -349,6 +355,11 @@ class Run:
         ans, calls = Answer(200), {}
         try:
             self._consume(iter_events(resp.iter_raw()), detector, ans, calls)
+        except httpx.TimeoutException as e:
+            if self.deadline and time.monotonic() >= self.deadline:  # the trial's budget, not a hung server
+                raise TimeoutError(f"the trial's time budget of {self.ep.budget_s:.0f} s ran out "
+                                   f"after {ans.tokens} tokens of an answer") from None
+            ans.error = {"message": f"{type(e).__name__}: {e}"}
         except (httpx.TransportError, SSEError) as e:
             ans.error = {"message": f"{type(e).__name__}: {e}"}
         if ans.error:  # the server failed after streaming began: not the model's doing

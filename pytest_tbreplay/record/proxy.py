@@ -39,6 +39,14 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=600.0)
 MAX_BODY = 256 << 20  # a request body (the whole conversation as JSON): far above any real prompt
 
 
+HUNG_UP = "tbreplay: the harness closed the connection mid-stream"
+
+
+def hung_up(it: Interaction) -> bool:
+    """The harness hung up on this answer (a loop guard's cut, or its time budget ran out)."""
+    return HUNG_UP in it.body[-300:]
+
+
 def _error_event(code: int, message: str, type_: str) -> bytes:
     # The shape llama-server itself sends when a stream fails after the 200 was committed.
     return format_event(json.dumps({"error": {"code": code, "message": message, "type": type_}})).encode()
@@ -97,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(400, f"request target {self.path[:80]!r} leaves {self.proxy.upstream}")
         it = Interaction(self.command, PLACEHOLDER_HOST + self.path, body.decode("utf-8", "replace"), 0, "",
                          request_headers={k: [v] for k, v in headers.items()})
+        with self.proxy._in_flight:
+            self._answer(request, it, seq, record, start)
+
+    def _answer(self, request: httpx.Request, it: Interaction, seq: int, record: bool, start: float) -> None:
         response = self._send(request, start)
         if response is None:
             return
@@ -215,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             # stays loadable and replays the same events up to the cut.
             self.close_connection = True
             if last != DONE:
-                error(499, "tbreplay: the harness closed the connection mid-stream", "client_closed",
+                error(499, HUNG_UP, "client_closed",
                       to_harness=False)
         it.body = "".join(parts)
         return bool(offsets)
@@ -236,6 +248,26 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         it.body = body.decode("utf-8", "replace")
         return True
+
+
+class _Count:
+    """Requests being relayed: `with count:` around each one."""
+
+    def __init__(self):
+        self._n, self._cond = 0, threading.Condition()
+
+    def __enter__(self):
+        with self._cond:
+            self._n += 1
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._n -= 1
+            self._cond.notify_all()
+
+    def wait_zero(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._n == 0, timeout)
 
 
 class RecordingProxy:
@@ -266,6 +298,12 @@ class RecordingProxy:
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._kept: list[tuple[int, Interaction]] = []
+        self._in_flight = _Count()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until no request is being relayed: a harness that gave up on one (its time budget
+        ran out) has hung up, and the relay ends at its next write. False if one is still running."""
+        return self._in_flight.wait_zero(timeout)
 
     def _next_seq(self) -> int:
         with self._lock:

@@ -18,6 +18,7 @@ import httpx
 
 from pytest_tbreplay.core.cassette import Cassette, Interaction
 from pytest_tbreplay.core.sse import DONE, format_event
+from pytest_tbreplay.core.trial import budget_ended_text
 from pytest_tbreplay.core.wire import (
     exceed_body,
     is_overflow,
@@ -49,6 +50,7 @@ class Reply:
     status: int
     content_type: str
     chunks: Iterable[tuple[float, bytes]]  # (offset in seconds, bytes): one SSE event each, made lazily
+    out_of_time: bool = False  # no answer: the recorded trial's time budget ran out on this request
 
 
 @dataclass
@@ -104,6 +106,11 @@ class ReplayEngine:
         self._recorded_chars = self._measure()
         self.chars_per_token = self._calibrate()
         self._lock = threading.Lock()
+        # metadata.ended: the recorded trial ran out of its time budget after `at_interaction`
+        # interactions. Replay has no clock to run out: the request that comes there gets no
+        # answer, and this is set, so the harness ends the trial the way the recording did.
+        self.ended = cassette.metadata.get("ended")
+        self.out_of_time = threading.Event()
 
     def _measure(self) -> list[int]:
         """prompt_chars of every recorded request, measuring each stored message once: a real
@@ -168,6 +175,9 @@ class ReplayEngine:
 
     def answer(self, request: dict) -> Reply:
         with self._lock:
+            if self.ended and self.cursor >= self.ended["at_interaction"]:
+                self.out_of_time.set()  # the recorded trial's time budget ran out on this request
+                return Reply(0, "", [], out_of_time=True)
             try:
                 return self._answer(request)
             except ReplayMismatch as e:
@@ -302,7 +312,8 @@ class ReplayEngine:
 
     # -- after the trial ------------------------------------------------------------------
     def unplayed(self) -> list[int]:
-        return [i for i, it in enumerate(self.cassette.interactions) if not it.scripted and i not in self.played]
+        end = self.ended["at_interaction"] if self.ended else len(self.cassette.interactions)
+        return [i for i, it in enumerate(self.cassette.interactions[:end]) if not it.scripted and i not in self.played]
 
     def check(self, strict: bool = False) -> None:
         """Raise what went wrong: a mismatch the harness may have swallowed, or (strict) unplayed
@@ -346,5 +357,7 @@ class ReplayTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         reply = self.engine.route(request.method, request.url.raw_path.decode(), request.read())
+        if reply.out_of_time:  # what the recorded harness saw: its request timed out
+            raise httpx.ReadTimeout(budget_ended_text(self.engine.ended), request=request)
         return httpx.Response(reply.status, headers={"content-type": reply.content_type},
                               stream=_Stream(reply.chunks, self.engine.realtime), request=request)

@@ -57,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(self.engine.route("POST", self.path, body))
 
     def _reply(self, reply: Reply) -> None:
+        if reply.out_of_time:  # as the live server was: still working when the budget ran out
+            self.server.closing.wait()  # the harness sees engine.out_of_time and stops the trial
         if self.server.closing.is_set():
             self.close_connection = True  # a closed server answers no one, kept-alive or not
             return

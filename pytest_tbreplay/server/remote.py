@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_tbreplay.core.props import LlamaServerError, read_props
+from pytest_tbreplay.core.props import LlamaServerError, check_props, read_props
 
 
 # -- a server we did not start -----------------------------------------------------------------
@@ -36,6 +36,6 @@ def remote_server(url: str, model: str | None) -> RemoteServer:
     candidates = [url] + ([f"{url}/upstream/{model}"] if model else [])
     for base in candidates:
         if (props := read_props(base)) is not None:
-            return RemoteServer(url, props)
+            return RemoteServer(url, check_props(props, f"{base}/props"))
     raise LlamaServerError(f"{url}: no /props answered ({', '.join(c + '/props' for c in candidates)}); "
                             "for llama-swap pass --model NAME")

@@ -17,6 +17,7 @@ import httpx
 from pytest_tbreplay.serverconfig import serverargs
 from pytest_tbreplay.serverconfig.llamaswap import ModelConfig, SwapConfig, split_command
 from pytest_tbreplay.core.profiles import BASE_PROMPT, Profile, ProfileError
+from pytest_tbreplay.core.props import BadAnswer, check_props
 from pytest_tbreplay.serverconfig.serverargs import ServerArgs, falsey, truthy
 
 SEVERITIES = ("error", "warning", "info")
@@ -366,21 +367,38 @@ def fetch_live(url: str, model: str | None, timeout: float = 30) -> tuple[dict, 
                 raise ConnectionError(f"{url}: cannot connect ({e}); is the server running?") from None
             tried.append(f"{u} -> {r.status_code}")
             if r.status_code == 200 and "default_generation_settings" in r.text:
-                props = r.json()
+                props = check_props(_json(r, u), u)
                 break
         if props is None:
             raise ConnectionError(f"{url}: no llama-server /props answered ({'; '.join(tried)}); for llama-swap "
                                   "pass --model ID")
-        cmd = None
         try:
             r = client.get(f"{url}/running")
-            if r.status_code == 200:
-                running = r.json().get("running") or []
-                hit = [p for p in running if p.get("model") == model] if model else running[:1]
-                cmd = (hit[0].get("cmd") or None) if hit else None
-        except (httpx.TransportError, ValueError):
-            pass
-    return props, cmd
+        except httpx.TransportError:
+            return props, None
+        # 200 only from llama-swap; anything else: a plain llama-server, no command line to read
+        return props, _running_cmd(_json(r, f"{url}/running"), f"{url}/running", model) if r.status_code == 200 else None
+
+
+def _json(r: httpx.Response, url: str):
+    try:
+        return r.json()
+    except ValueError:
+        raise BadAnswer(f"{url}: the answer is not JSON ({r.text[:60]!r}), not what llama-server or "
+                        "llama-swap answers") from None
+
+
+def _running_cmd(data, url: str, model: str | None) -> str | None:
+    """The command line of `model` (else the first) in llama-swap's /running answer:
+    {"running": [{"model": ..., "cmd": ...}, ...]}."""
+    running = data.get("running") if isinstance(data, dict) else data
+    if not isinstance(data, dict) or not isinstance(running or [], list):
+        raise BadAnswer(f"{url}: expected {{\"running\": [...]}} as llama-swap answers, found {str(data)[:80]!r}")
+    for k, p in enumerate(running or []):
+        if not (isinstance(p, dict) and isinstance(p.get("model", ""), str) and isinstance(p.get("cmd") or "", str)):
+            raise BadAnswer(f"{url}: running[{k}] must be an object with model and cmd as text, found {str(p)[:80]!r}")
+    hit = [p for p in running or [] if p.get("model") == model] if model else (running or [])[:1]
+    return (hit[0].get("cmd") or None) if hit else None
 
 
 # what /props already answered: the command line's own estimate of these is not repeated

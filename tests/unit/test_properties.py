@@ -149,6 +149,97 @@ def test_property_any_file_loads_or_is_one_cassette_error(raw):
         assert str(e).startswith(str(path))
 
 
+# -- token counts: NaN, Infinity and negatives are refused at load, naming the field --------------
+_bad_counts = (st.sampled_from([float("nan"), float("inf"), float("-inf")]) | st.integers(-2**40, -1)
+               | st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False)
+               | st.floats(0.01, 1e6).filter(lambda x: not x.is_integer()))
+
+
+def _set_usage(it, key, n, details=False):
+    r = it["response"]
+    events = split_events(r["body"]["string"])
+    usage = json.loads(events[-2])
+    if details:
+        usage["usage"]["prompt_tokens_details"] = {"cached_tokens": n}
+    else:
+        usage["usage"][key] = n
+    events[-2] = json.dumps(usage)  # json writes NaN and Infinity, as a broken writer would
+    r["body"]["string"] = "".join(format_event(e) for e in events)
+
+
+def _set_request(it, key, n):
+    it["request"]["body"] = json.dumps(json.loads(it["request"]["body"]) | {key: n})
+
+
+def _set_overflow(it, key, n):
+    error = {"error": {"code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}
+    error["error"][key] = n
+    r = it["response"]
+    r.pop("chunk_offsets")
+    r.update(status={"code": 400}, headers={"Content-Type": ["application/json"]}, body={"string": json.dumps(error)})
+
+
+def _set_plain_usage(it, n):
+    r = it["response"]
+    r.pop("chunk_offsets")
+    r.update(headers={"Content-Type": ["application/json"]}, body={"string": json.dumps(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+         "usage": {"prompt_tokens": 20, "completion_tokens": n}})})
+
+
+# place -> (write the count into interaction `it` / the cassette `d`, what the error names)
+COUNT_PLACES = {
+    "usage.prompt_tokens": (lambda d, it, n: _set_usage(it, "prompt_tokens", n), "usage.prompt_tokens"),
+    "usage.completion_tokens": (lambda d, it, n: _set_usage(it, "completion_tokens", n), "usage.completion_tokens"),
+    "usage.total_tokens": (lambda d, it, n: _set_usage(it, "total_tokens", n), "usage.total_tokens"),
+    "cached_tokens": (lambda d, it, n: _set_usage(it, "", n, details=True), "prompt_tokens_details.cached_tokens"),
+    "plain answer usage": (lambda d, it, n: _set_plain_usage(it, n), "response.body usage.completion_tokens"),
+    "overflow n_prompt_tokens": (lambda d, it, n: _set_overflow(it, "n_prompt_tokens", n), "n_prompt_tokens"),
+    "overflow n_ctx": (lambda d, it, n: _set_overflow(it, "n_ctx", n), "error.n_ctx"),
+    "max_tokens": (lambda d, it, n: _set_request(it, "max_tokens", n), "max_tokens"),
+    "n_predict": (lambda d, it, n: _set_request(it, "n_predict", n), "n_predict"),
+    "max_completion_tokens": (lambda d, it, n: _set_request(it, "max_completion_tokens", n), "max_completion_tokens"),
+    "chunk offset": (lambda d, it, n: it["response"].update(chunk_offsets=f"0 0 0 0 0 {n!r}"), "chunk_offsets[5]"),
+    "server n_ctx": (lambda d, it, n: d["metadata"]["server"].update(n_ctx=n), "metadata.server.n_ctx"),
+    "profile max_tokens": (lambda d, it, n: d["metadata"]["harness_profile"].update(max_tokens=n),
+                           "metadata.harness_profile.max_tokens"),
+    "profile context_window": (lambda d, it, n: d["metadata"]["harness_profile"].update(context_window=n),
+                               "metadata.harness_profile.context_window"),
+}
+
+
+@given(st.sampled_from(sorted(COUNT_PLACES)), _bad_counts, st.integers(0, 1), st.booleans())
+def test_property_a_bad_token_count_is_refused_at_load_naming_file_interaction_and_field(place, n, i, as_file):
+    put, field = COUNT_PLACES[place]
+    data = factory.minimal(2)
+    put(data, data["interactions"][i], n)
+    if place == "chunk offset" and n >= 0:
+        n = -1.5  # a fraction is a fine offset: only negative, NaN and Infinity are wrong there
+        put(data, data["interactions"][i], n)
+    path = TMP / "counts.yaml"
+    with pytest.raises(cs.CassetteError) as e:
+        if as_file:  # through YAML too: .nan, .inf and -1 survive the file
+            path.write_text(yaml.dump(data, Dumper=cs.Dumper, allow_unicode=True))
+            cs.load(path)
+        else:
+            cs.parse(data, path)
+    message = str(e.value)
+    assert message.startswith(str(path)) and field in message, message
+    if not place.startswith(("server", "profile")):
+        assert f"interaction {i}:" in message, message
+
+
+@pytest.mark.parametrize("n", [0, 1, 4096, -1])
+def test_whole_counts_and_no_limit_still_load(n):
+    data = factory.minimal(1)
+    _set_request(data["interactions"][0], "max_tokens", n)
+    if n >= 0:
+        _set_usage(data["interactions"][0], "completion_tokens", n)
+        data["metadata"]["harness_profile"].update(max_tokens=n, context_window="auto")
+    c = cs.parse(data, "ok.yaml")
+    assert c.interactions[0].request["max_tokens"] == n
+
+
 # -- the replay server --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def replay_server():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.core.props import server_n_ctx
-from pytest_tbreplay.core.trial import Endpoint, InfraError, TaskSpec, Trial
+from pytest_tbreplay.core.trial import Endpoint, FollowUps, InfraError, TaskSpec, Trial, budget_ended_text
 from pytest_tbreplay.harnesses.pi.events import RunState, _TrialBuilder
 from pytest_tbreplay.harnesses.pi.install import (
     PI_VERSION,
@@ -101,13 +101,16 @@ class _PiRun:
         # Replay runs every profile in RPC mode, so that it can keep pi: for a profile with nothing
         # to continue, print mode and RPC mode drive the same agent session (test_pi proves they give
         # the same trial); live trials run as the profile says.
-        self.rpc = (uses_rpc(p) or keep) if mode is None else mode == "rpc"
+        self.rpc = (uses_rpc(p) or keep or bool(task.prompts)) if mode is None else mode == "rpc"
+        if task.prompts and not self.rpc:  # print mode's prompts are all on its command line, held by no one
+            raise ValueError(f"{task.name}: a task of several prompts runs pi in RPC mode, not print mode")
         self.print_continue = not self.rpc and uses_rpc(p)
         self.keep = keep and self.rpc  # print mode exits after its prompts: nothing to keep
         self.log = tmp / "events.jsonl"  # what the extensions report
         self.log_offset = 0
         self.process: PiProcess | None = None
         self._log_entries: list[dict] = []
+        self.follow_ups = FollowUps(task.prompts)
         self._pending: list[dict] = []  # user messages the extensions asked for, not sent yet
 
     # -- setup --------------------------------------------------------------------------------------
@@ -231,14 +234,14 @@ class _PiRun:
     def _next(self) -> dict | None:
         """The next event (None when pi closed stdout); token events are booked on the way."""
         while True:
-            wait = self.ep.timeout_s
+            wait, silent = self.ep.timeout_s, f"pi printed nothing for {self.ep.timeout_s:.0f} s"
             if budget := getattr(self.ep, "budget_s", None):
-                if (wait := min(wait, self.started + budget - time.monotonic())) <= 0:
-                    raise TimeoutError(f"the trial's time budget of {budget:.0f} s ran out")
-            try:
-                item = self.process.lines.get(timeout=wait)
-            except queue.Empty:
-                raise TimeoutError(f"pi printed nothing for {wait:.0f} s") from None
+                left = self.started + budget - time.monotonic()
+                if left < wait:  # the budget runs out first: that is why the wait ends
+                    wait, silent = left, f"the trial's time budget of {budget:.0f} s ran out"
+                if wait <= 0:
+                    raise TimeoutError(silent)
+            item = self._line(wait, silent)
             if item is None:
                 return None
             kind, value, at = item
@@ -252,6 +255,22 @@ class _PiRun:
                 self._read_log()  # the loop guard logs its cut before pi prints the message's end
             self.build.event(value)
             return value
+
+    def _line(self, wait: float, silent: str):
+        """pi's next line within `wait` seconds. In replay, a TimeoutError as soon as pi reaches the
+        point where the recorded trial ran out of its time budget (it waits there on an answer
+        that never comes, as it did live)."""
+        ended = self.ep.out_of_time
+        until = time.monotonic() + wait
+        while True:
+            left = until - time.monotonic()
+            try:
+                return self.process.lines.get(timeout=max(0.0, left if ended is None else min(left, 0.05)))
+            except queue.Empty:
+                if ended is not None and ended.is_set():
+                    raise TimeoutError(budget_ended_text(self.ep.cassette.metadata["ended"])) from None
+                if time.monotonic() >= until:
+                    raise TimeoutError(silent) from None
 
     def _print(self) -> None:
         while self._next() is not None:
@@ -283,6 +302,8 @@ class _PiRun:
                 state.asked = self._send({"type": "get_state"})
             elif action == "idle":
                 if (say := self._next_message()) is None:
+                    say = self.follow_ups.next()  # the user's next prompt, as the recorded session had it
+                if say is None:
                     break
                 self._send({"type": "prompt", "message": say})
                 state.prompted()
@@ -298,6 +319,7 @@ class _PiRun:
         if not self._pending:
             return None
         entry = self._pending.pop(0)
+        self.follow_ups.said(entry["text"])
         (self.trial.nudges if entry["as"] == "nudge" else self.trial.verify_demands).append(entry["text"])
         return entry["text"]
 
@@ -316,6 +338,7 @@ class _PiRun:
                 self.build.cut_messages.add(entry["message"])
             elif entry["kind"] == "stuck_nudge":  # stuck_guard.ts steered its nudge into the run
                 self.trial.nudges.append(entry["text"])
+                self.follow_ups.said(entry["text"])
             elif entry["kind"] == "stuck":  # stuck_guard.ts aborted the run
                 self.stuck = entry["text"]
             elif entry["kind"] == "cut_call":  # length_nudge.ts blocked a tool call a length stop cut

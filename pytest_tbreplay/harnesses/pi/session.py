@@ -99,10 +99,13 @@ class Session:
                 for t in added if isinstance(t, dict)]
 
     def first_user_text(self) -> str:
-        for e in self.branch:
-            if e.get("type") == "message" and e["message"].get("role") == "user":
-                return text_of(e["message"])
-        return ""
+        return next(iter(self.user_texts()), "")
+
+    def user_texts(self) -> list[str]:
+        """Every user prompt on the active branch, in order: the task, then what the user (or a
+        harness continuing the run: a nudge) said after each run ended."""
+        return [text_of(e["message"]) for e in self.branch
+                if e.get("type") == "message" and e["message"].get("role") == "user"]
 
     @cached_property
     def calls(self) -> list[Call]:
