@@ -1,11 +1,12 @@
 """What every test of this repository shares: its tiers, hypothesis' profiles, and the one place
 that says what a test needs (Node, pi, jiti, Harbor) and what happens when it is missing.
 
-Tiers are folders. Plain `pytest` is the fast tier: unit/, replay/ and proofs/ with the reference
-harness, one trial of the current pi per policy (tests marked `pi_sample`), hypothesis at 25 examples. The README's
-test command (`pytest --live`), `-m fuzz`, `TBREPLAY_TIERS=all` or a path into another tier run
-every tier (pi/, harbor/, live/, package/ too), the whole both-harness matrix, and hypothesis at 300
-examples (5,000 under `-m fuzz`).
+Tiers are folders. Plain `pytest` is the fast tier: unit/, replay/ and proofs/ with the
+reference harness, one trial of the current pi per policy (tests marked `pi_sample`), hypothesis
+at 25 examples. The README's test command (`pytest --live`), `-m fuzz`, `TBREPLAY_TIERS=all` or a
+path into another tier run every tier (pi/, harbor/, hardening/, acceptance/, viewer/, live/,
+package/ too), the whole both-harness matrix, and hypothesis at 300 examples (5,000 under
+`-m fuzz`).
 
 Needs are markers: `@pytest.mark.needs("pi")`. Outside CI a missing need skips the test saying
 what to install; in CI (`CI` set) it fails the run, since CI must run every test."""

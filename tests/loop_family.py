@@ -341,8 +341,8 @@ HELPERS = ["make_input", "build_case", "fixture", "sample", "payload", "gen_data
 def _py_block(rng: random.Random, cycle: int):
     name, helper, fn = rng.choice(FN), rng.choice(HELPERS), rng.choice(FN)
     body = [f"    data = {helper}({{n}})", f"    result = {fn}(data, attempts={rng.randint(2, 9)})"]
-    extra = [f"    assert result.ok, 'case {{n}} failed'", "    assert not result.errors",
-             f"    log.debug('checked %s', data)", f"    result = {fn}(result, strict=True)",
+    extra = ["    assert result.ok, 'case {n} failed'", "    assert not result.errors",
+             "    log.debug('checked %s', data)", f"    result = {fn}(result, strict=True)",
              "    assert isinstance(result.value, int)", f"    assert len(result.items) == {rng.randint(1, 5)}",
              "    data.reset()", f"    assert result.name == '{name}_{{n}}'"]
     size = len(tokens("\n".join(body)))
@@ -359,7 +359,7 @@ def _js_block(rng: random.Random, cycle: int):
     fn = rng.choice(FN)
     body = [f"    const input = {rng.choice(HELPERS)}({{n}});", f"    const out = {fn}(input);"]
     extra = ["    expect(out.ok).toBe(true);", "    expect(out.errors).toHaveLength(0);",
-             f"    expect(out.items[{{n}}]).toBeDefined();", f"    expect({fn}(out)).toEqual(out);",
+             "    expect(out.items[{n}]).toBeDefined();", f"    expect({fn}(out)).toEqual(out);",
              "    expect(out.name).toMatch(/case/);", "    await flush();"]
     size = len(tokens("\n".join(body)))
     while size < cycle - 20:
