@@ -8,7 +8,7 @@ Kinds: binary dumps (xxd, hexdump -C, od, objdump -d of ELF files on this machin
 with "What's Changed" / "New Contributors" link lists (user names change every line), templated REST
 API reference docs (rendered from botocore's service models), function-family reference docs
 (pydoc's text of os, str, math, ...), data tables (CSV data in site-packages, glibc locale
-collation/definition tables), logs (/var/log, dpkg -l, ls -l, ps) and code (stdlib, site-packages)."""
+collation/definition tables), logs (/var/log, dpkg -l, ls -l, ps) and code (the stdlib)."""
 from __future__ import annotations
 
 import glob
@@ -204,12 +204,15 @@ def logs() -> list[tuple[str, str]]:
     return out
 
 
-def code(n_stdlib: int = 80, n_site: int = 50) -> list[tuple[str, str]]:
-    big = lambda paths, n: sorted(paths, key=lambda p: -p.stat().st_size)[:n]  # noqa: E731
+def code(n_stdlib: int = 130) -> list[tuple[str, str]]:
+    """The stdlib's biggest modules, tests and codecs: the same files wherever this Python runs
+    (site-packages would make the corpus depend on what else is installed, and in which version)."""
+    big = lambda paths, n: sorted(paths, key=lambda p: (-p.stat().st_size, p.name))[:n]  # noqa: E731
     files = big([p for p in STDLIB.glob("*.py")], n_stdlib // 2)
     files += big([p for p in STDLIB.glob("test/test_*.py")], n_stdlib // 4)
     files += big([p for p in STDLIB.glob("encodings/*.py")], n_stdlib // 4)
-    files += big([p for p in SITE.glob("*/*.py") if "test" not in p.name], n_site)
+    files += big([p for p in STDLIB.glob("*/*.py") if "test" not in str(p.parent) and p.parent.name != "encodings"],
+                 n_stdlib // 8)
     out = []
     for p in files:
         try:

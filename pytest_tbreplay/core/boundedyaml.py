@@ -22,7 +22,7 @@ def check(text: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> 
     sizes: dict[str, int] = {}  # anchor -> the nodes it expands to
     stack: list[list] = []  # open collections: [anchor, nodes so far]
     total = 0
-    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    for event in _events(text):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             stack.append([event.anchor, 1])
             if len(stack) > max_depth:
@@ -45,6 +45,18 @@ def check(text: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> 
         if total + sum(f[1] for f in stack[-1:]) > max_nodes or n > max_nodes:
             raise BoundedYAMLError(f"expands to more than {max_nodes:,} values (aliases of aliases?)"
                                    f"{getattr(event, 'start_mark', '')}")
+
+
+def _events(text: str):
+    """The parser's events; PyYAML >= 6.0.4 refuses deep nesting itself: the same refusal, in our words."""
+    try:
+        yield from yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except BoundedYAMLError:
+        raise
+    except yaml.YAMLError as e:
+        if "nesting depth" in str(e):
+            raise BoundedYAMLError(f"nested deeper than {MAX_DEPTH} levels") from None
+        raise
 
 
 def safe_load(text: str):

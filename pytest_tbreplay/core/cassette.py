@@ -479,6 +479,8 @@ def parse(data: Any, path: Path | str = "<cassette>") -> Cassette:
     for key in ("task", "trial", "failure_mode"):
         if key in meta and not (isinstance(meta[key], str) and meta[key]) and (key != "trial" or meta[key] is not None):
             raise CassetteError(path, f"metadata.{key} must be text, not {str(meta[key])[:40]!r}")
+    if isinstance(meta["harness_profile"], str) and meta["harness_profile"]:
+        meta["harness_profile"] = {"name": meta["harness_profile"]}  # a profile's name alone, as older cassettes say it
     if not isinstance(meta["harness_profile"], dict) or not isinstance(meta.get("imported") or {}, dict):
         raise CassetteError(path, "metadata.harness_profile (and metadata.imported) must be mappings")
     if meta["provenance"] not in PROVENANCES:
