@@ -215,7 +215,7 @@ class MitigatedPiAgent:
                 local.write_text(content)
                 await environment.upload_file(str(local), target)
         done = await self._exec(environment, self.command(instruction), env=self.env(), timeout_sec=None, check=False)
-        last = await self._exec(environment, f'tail -n 2 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
+        last = await self._exec(environment, f'tail -n 4 "$(ls -t {SESSIONS}/*.jsonl | head -1)"', check=False)
         entries = [json.loads(line) for line in (last.stdout or "").strip().splitlines()] if not last.return_code else []
         if done.return_code and not (done.return_code == 1 and ends_on_length_stop(entries)):
             raise self.exit_error(f"pi exited {done.return_code}; the end of its stderr ({LOGS}/pi.stderr):\n"
@@ -228,9 +228,10 @@ class MitigatedPiAgent:
     def check_ending(self, entries: list[dict], n_ctx: int, window: int) -> None:
         """Raise when pi's session ends on a failed request (pi exits 0 then), or on the compaction
         after one whose retry was never sent: never a silent 0. `entries`: the session's last ones."""
-        if len(entries) > 1 and entries[-1].get("type") == "compaction":
-            entries = entries[:-1]  # the failed request it compacted for, unless that is not one
-        m = entries[-1].get("message") or {}
+        # The last message: a compaction entry after it (0.73.1: the retry was never sent) or pi 1.x's
+        # context_edit that drops the failed answer from the context change nothing about how it ended.
+        messages = [e for e in entries if e.get("type") == "message"]
+        m = (messages[-1].get("message") or {}) if messages else {}
         if m.get("role") != "assistant" or m.get("stopReason") != "error":
             return
         error = m.get("errorMessage") or "(no message)"

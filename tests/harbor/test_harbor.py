@@ -60,7 +60,7 @@ class FakeEnvironment:
             return SimpleNamespace(stdout="", stderr="", return_code=self.pi_exit)
         if command.startswith("tail -c"):
             return SimpleNamespace(stdout=self.pi_stderr, stderr="", return_code=0)
-        if command.startswith("tail -n 2"):
+        if command.startswith("tail -n "):
             last = self.last if isinstance(self.last, list) else [self.last] if self.last else []
             return SimpleNamespace(stdout="".join(json.dumps(e) + "\n" for e in last), stderr="", return_code=0)
         return SimpleNamespace(stdout=pi.PI_VERSION, stderr="", return_code=0)
@@ -188,6 +188,10 @@ def test_pis_failures_raise_with_the_tail_of_its_stderr():
     compaction = {"type": "compaction", "summary": "s"}
     with pytest.raises(harbor.PiExitError, match=r"refused .*\(1024 tokens\)"):
         run_agent(env=FakeEnvironment(last=[failed, compaction]))
+    # pi 1.x drops the failed answer from its context with a context_edit entry, and ends there
+    drop = {"type": "context_edit", "targetId": "x", "replacement": None}
+    with pytest.raises(harbor.PiExitError, match=r"refused .*\(1024 tokens\)"):
+        run_agent(env=FakeEnvironment(last=[failed, drop]))
     run_agent(env=FakeEnvironment(last=compaction))  # a threshold compaction alone is no failure
     with pytest.raises(harbor.PiExitError, match=r"cannot read the server's n_ctx from http://h:1 \(give --ak n_ctx"):
         run_agent(env=FakeEnvironment(props=None), api_base="http://h:1")
