@@ -1,5 +1,5 @@
 """metadata.ended: a recorded trial that ran out of its time budget ends the same way in replay
-(the live round trip is tests/live/test_budget_ending.py); a malformed ending is refused at load."""
+(the live round trip is tests/live/test_budget_ending_live.py); a malformed ending is refused at load."""
 import pytest
 
 import factory

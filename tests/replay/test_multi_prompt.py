@@ -1,5 +1,5 @@
 """metadata.prompts: a session's later user prompts, sent in order when each run ends (the pi
-session round trip is tests/pi/test_multi_prompt.py)."""
+session round trip is tests/pi/test_pi_multi_prompt.py)."""
 import json
 
 import pytest

@@ -65,3 +65,11 @@ def test_the_rule_catches_a_harness_importing_the_server_builder(tmp_path, monke
 
 
 _read = Path.read_text
+
+
+def test_test_modules_have_unique_names_across_tiers():
+    """The tiers are folders without __init__.py: two test files of one name collide when every tier
+    is collected (pytest imports both as one module), which the fast tier alone never shows."""
+    tests = PACKAGE.parent / "tests"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
