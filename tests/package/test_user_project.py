@@ -231,5 +231,9 @@ def test_a_non_editable_install_ships_cassettes_smoke_tasks_and_thresholds(pytes
     assert "4 tests collected" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
     done = subprocess.run(smoke + ["-k", "regex-log"], cwd=pytester.path, env=env | {"PYTHONPATH": str(target)},
                           capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    # the task's test passed and the report was written; the session's exit status also carries the
+    # model's tok/s floor, which a loaded CI machine may miss (SmolLM2's floor is 15 tok/s), so it
+    # is not asserted here: the floors have their own tests
+    assert "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0 or "THRESHOLD FAILED: decode" in done.stdout, done.stdout[-3000:]
     assert (pytester.path / ".tbreplay" / "smoke-report.json").is_file()
