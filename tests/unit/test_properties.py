@@ -216,6 +216,9 @@ def test_property_a_bad_token_count_is_refused_at_load_naming_file_interaction_a
     if place == "chunk offset" and n >= 0:
         n = -1.5  # a fraction is a fine offset: only negative, NaN and Infinity are wrong there
         put(data, data["interactions"][i], n)
+    if place in ("max_tokens", "n_predict", "max_completion_tokens") and n == -1:
+        n = -2  # -1 is llama-server's "no limit": every other negative is wrong
+        put(data, data["interactions"][i], n)
     path = TMP / "counts.yaml"
     with pytest.raises(cs.CassetteError) as e:
         if as_file:  # through YAML too: .nan, .inf and -1 survive the file
