@@ -9,7 +9,7 @@ from pathlib import Path
 from pytest_tbreplay.core import cassette as cs
 from pytest_tbreplay.core.profiles import Profile
 from pytest_tbreplay.core.trial import Endpoint, TaskSpec, Trial, Turn
-from pytest_tbreplay.harnesses import HARNESSES, MATRIX, run_harness  # noqa: F401 (HARNESSES, MATRIX: re-exported)
+from pytest_tbreplay.harnesses import run_harness
 from pytest_tbreplay.record.proxy import RecordingProxy, hung_up
 from pytest_tbreplay.replay.engine import ReplayEngine, ReplayTransport, Served
 from pytest_tbreplay.replay.server import ReplayServer

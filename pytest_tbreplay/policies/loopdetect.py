@@ -215,7 +215,7 @@ class Stream:
         d2 = pos - q2 if q2 is not None and pos - q2 <= h and not data else 0
         # The diagonal: a run of words copied from one earlier stretch, its lag allowed to drift by
         # `drift` words a step (an indel) and to miss `gap` words in a row (a changed word, a seam).
-        lag, dr, keys = self.lag, p["drift"], self.keys
+        lag, keys = self.lag, self.keys  # (the drift is in self.offsets)
         hit = 0
         if lag and not data:
             for j in self.offsets:

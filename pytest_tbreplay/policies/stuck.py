@@ -18,7 +18,6 @@ import json
 from collections import deque
 from dataclasses import dataclass
 
-from pytest_tbreplay.core.profiles import STUCK_DEFAULTS as DEFAULTS  # noqa: F401 (the guard's defaults, named here too)
 from pytest_tbreplay.core.profiles import ProfileError as StuckConfigError  # noqa: F401 - for callers
 from pytest_tbreplay.core.profiles import stuck_config  # noqa: F401 - the config is the profile's
 

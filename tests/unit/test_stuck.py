@@ -12,8 +12,8 @@ from hypothesis import given, strategies as st
 
 from pytest_tbreplay.core.profiles import ProfileError, load_profile
 from pytest_tbreplay.harnesses import pi as pi
+from pytest_tbreplay.core.profiles import STUCK_DEFAULTS as DEFAULTS
 from pytest_tbreplay.policies.stuck import (
-    DEFAULTS,
     STUCK_NUDGE,
     STUCK_STOP,
     StuckConfigError,

@@ -6,7 +6,8 @@ them and pins the key verdicts by hand.
 import json
 from pathlib import Path
 
-from pytest_tbreplay.policies.stuck import DEFAULTS, STUCK_NUDGE, STUCK_STOP, StuckGuard, step_of
+from pytest_tbreplay.core.profiles import STUCK_DEFAULTS as DEFAULTS
+from pytest_tbreplay.policies.stuck import STUCK_NUDGE, STUCK_STOP, StuckGuard, step_of
 
 OUT = Path(__file__).parents[1] / "data" / "stuck_cases.json"
 MAKE_ERR = ("gcc -c -O2 povray.cpp\npovray.cpp:412:10: fatal error: boost/thread.hpp: No such file or directory\n"
