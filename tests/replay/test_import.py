@@ -2,7 +2,6 @@
 tests in test_import_live.py do the same on trials the real pi wrote)."""
 import csv
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ from pytest_tbreplay.core.profiles import load_profile
 from pytest_tbreplay.core.wire import exceed_body
 from pytest_tbreplay.run import replay_cassette
 from pytest_tbreplay.analysis.whatif import table, whatif
+from harbor_run import HARBOR_VENV
 from trialgen import OVERFLOW_400, Session, bash, long_trial, make_job, manifest, trial_result, write, write_trial
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,20 +301,9 @@ def test_whatif_answers_the_analysis_experiments_for_its_three_failures(harness)
 
 
 # -- the fixtures are Harbor's own shapes ------------------------------------------------------------
-def harbor_python() -> Path | None:
-    for p in (os.environ.get("TBREPLAY_HARBOR_PYTHON"), ROOT / ".venv-harbor" / "bin" / "python",
-              Path("/work/venvs/harbor312/bin/python")):
-        if p and Path(p).exists():
-            return Path(p)
-    return None
-
-
+@pytest.mark.needs("harbor")
 def test_hand_made_trials_validate_against_harbors_models(tmp_path):
-    python = harbor_python()
-    if python is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Harbor venv: .ci/run makes .venv-harbor (Python 3.12, harbor 0.26)")
-        pytest.skip("Harbor (Python >= 3.12) not installed: set TBREPLAY_HARBOR_PYTHON or run .ci/run")
+    python = HARBOR_VENV / "bin" / "python"
     job = make_job(tmp_path)
     db_trial(tmp_path / "h", layout="harbor-pi")
     results = sorted(str(p) for p in tmp_path.rglob("result.json"))
