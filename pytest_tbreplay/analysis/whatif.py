@@ -82,7 +82,7 @@ def effects(c: cs.Cassette, r: Replayed) -> list[Effect]:
         was = c.interactions[served.index] if served and served.index is not None else None
         was_tokens = was.usage.get("completion_tokens") if was else None
         if turn.cut_by == "loop_detector":
-            out.append(Effect("loop_detector", k, f"loop detector cut turn {k} at {turn.completion_tokens:,} tokens; "
+            out.append(Effect("loop_detector", k, f"loop detector cut turn {k} at {turn.cut_at:,} tokens; "
                                                   f"recorded {_n(was_tokens)}"))
         elif served and served.cut_at is not None and served.cut_at < (was_tokens or 0):
             out.append(Effect("max_tokens", k, f"max tokens cut turn {k} at {served.cut_at:,} tokens; "

@@ -25,6 +25,9 @@ class Turn:
     compaction: str | None = None  # "threshold" or "overflow" when this turn compacted first
     verifier_ran: bool = False  # a test, check or re-read of written output ran in this turn
     cut_by: str | None = None  # "loop_detector" when the harness cut the stream
+    # Tokens streamed when the loop guard tripped. completion_tokens counts what arrived: pi aborts
+    # asynchronously, so a few hundred more may arrive after the trip, more on a loaded machine.
+    cut_at: int | None = None
     tool_calls: list[str] = field(default_factory=list)
     decode_tps: float | None = None  # client-measured, tokens per second after the first token
     server_tps: float | None = None  # the server's timings.predicted_per_second

@@ -421,7 +421,8 @@ class Run:
         turn = Turn(len(self.trial.turns), stop, prompt_tokens=prompt,
                     completion_tokens=completion, reasoning_tokens=ans.reasoning_tokens,
                     text_tokens=completion - ans.reasoning_tokens, compaction=self.compacted,
-                    cut_by="loop_detector" if ans.cut else None, tool_calls=_tool_names(ans.tool_calls),
+                    cut_by="loop_detector" if ans.cut else None, cut_at=ans.tokens if ans.cut else None,
+                    tool_calls=_tool_names(ans.tool_calls),
                     decode_tps=ans.decode_tps, server_tps=ans.timings.get("predicted_per_second"))
         self.compacted = None
         self.trial.turns.append(turn)

@@ -143,18 +143,18 @@ def test_pi_sends_what_the_profile_says():
 
 
 @needs_pi
-def test_the_ported_loop_guard_trips_where_loopdetect_does():
+@pytest.mark.parametrize("version", [RECORDED_PI, PI_VERSION])
+def test_the_ported_loop_guard_trips_where_loopdetect_does(version):
     c = cs.load(ROOT / "cassettes" / "polyglot-rust-c.yaml")
     engine = ReplayEngine(c)
     reference = ReferenceHarness(MITIGATED).run(TaskSpec.from_cassette(c),
                                                 Endpoint("http://replay", ReplayTransport(engine), cassette=c))
-    # pi 0.73.1: on 1.6.0 the abort lands later (measured once: 1117 tokens against a trip at 892),
-    # not yet explained, so not asserted here (issue 19)
-    trial, _ = run_pi(c, MITIGATED, version=RECORDED_PI)
-    tripped_at = reference.turns[4].completion_tokens
-    # pi aborts asynchronously: a few more tokens may arrive between the trip and the abort.
-    assert tripped_at <= trial.turns[4].completion_tokens <= tripped_at + 64
-    assert trial.turns[4].cut_by == "loop_detector" and trial.nudges == reference.nudges
+    trial, _ = run_pi(c, MITIGATED, version=version)
+    assert trial.turns[4].cut_by == "loop_detector" and trial.turns[4].cut_at == reference.turns[4].cut_at
+    # pi aborts asynchronously: more tokens arrive after the trip, how many depends on the machine's
+    # load (pi 1.6.0 on an idle machine: ~160; beside two CPU hogs: ~2,000).
+    assert trial.turns[4].completion_tokens >= trial.turns[4].cut_at
+    assert trial.nudges == reference.nudges
 
 
 @needs_pi

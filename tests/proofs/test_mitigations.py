@@ -107,8 +107,10 @@ def test_d_loop_detector_cuts_the_runaway_long_before_the_cap(replay, harness):
     r = replay("polyglot-rust-c", MITIGATED, harness)
     runaway = r.trial.turns[4]
     assert runaway.cut_by == "loop_detector" and runaway.stop_reason == "length"
-    assert runaway.completion_tokens <= 2048  # against 32000 under baseline
-    print(f"loop detector cut the runaway at {runaway.completion_tokens} tokens")
+    assert runaway.cut_at <= 2048  # against 32000 under baseline
+    # What arrived: pi's abort lands a few hundred tokens after the trip (more on a loaded machine).
+    assert runaway.cut_at <= runaway.completion_tokens < 32000
+    print(f"loop detector cut the runaway at {runaway.cut_at} tokens; {runaway.completion_tokens} arrived")
 
 
 # -- (e) a nudge after a length stop ----------------------------------------------------------

@@ -113,7 +113,8 @@ def test_runaway_long_cycle_mitigated_cuts_it_early(replay, harness):
     meta = r.engine.cassette.metadata["failure"]
     runaway = r.trial.turns[meta["interaction"]]
     assert runaway.cut_by == "loop_detector"
-    assert runaway.completion_tokens <= meta["third_cycle_token"] + 512  # against 8192 under baseline
+    assert runaway.cut_at <= meta["third_cycle_token"] + 512  # against 8192 under baseline
+    assert runaway.cut_at <= runaway.completion_tokens < 8192
     assert "3 of 3 passed" in r.trial.final_text
 
 

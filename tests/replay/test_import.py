@@ -278,7 +278,7 @@ def test_whatif_names_the_first_mitigation_and_where(tmp_path):
 # The analysis' three failures, each met first by another mitigation (§7's order: compaction,
 # then the turn cap and loop guard, then verify-before-done).
 FIRST = {"path-tracing-reverse": ("proactive_compaction", r"compaction before turn \d+ at [\d,]+ tokens instead of the 400 at 268,559"),
-         "polyglot-rust-c": ("loop_detector", r"loop detector cut turn 4 at [\d,]+ tokens; recorded 32,000"),
+         "polyglot-rust-c": ("loop_detector", r"loop detector cut turn 4 at 954 tokens; recorded 32,000"),
          "db-wal-recovery": ("verify_before_done", r"verify demand instead of ending on 'Done! I recovered all 11")}
 
 

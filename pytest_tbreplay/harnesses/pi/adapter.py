@@ -335,7 +335,7 @@ class _PiRun:
             if entry["kind"] == "next":
                 self._pending.append(entry)
             elif entry["kind"] == "cut":
-                self.build.cut_messages.add(entry["message"])
+                self.build.cut_messages[entry["message"]] = entry["tokens"]
             elif entry["kind"] == "stuck_nudge":  # stuck_guard.ts steered its nudge into the run
                 self.trial.nudges.append(entry["text"])
                 self.follow_ups.said(entry["text"])

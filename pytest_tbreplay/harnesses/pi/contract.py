@@ -59,7 +59,7 @@ class ExtensionConfig:
 # types as common.ts's `type LogEntry` declares them (`name?` for an optional field).
 LOG: dict[str, dict[str, str]] = {
     "next": {"text": "string", "as": '"nudge" | "verify_demand"'},  # a user message to send once pi is idle
-    "cut": {"message": "number", "rule": "string", "words": "number"},  # the loop guard cut assistant message N
+    "cut": {"message": "number", "rule": "string", "tokens": "number"},  # the loop guard cut assistant message N after `tokens`
     "cut_call": {"id": "string", "text": "string"},  # a cut tool call was not run; the model was told `text`
     "request": {"body": "any"},  # a chat payload sent (pi's, or the summary request)
     "compaction": {"reason": "string", "tokens_before": "number", "summary": "string", "turn": "number"},

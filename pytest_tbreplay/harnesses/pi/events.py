@@ -47,7 +47,7 @@ class _TrialBuilder:
     compacted_turns: dict[int, str] = field(default_factory=dict)  # turn index -> reason (proactive_compaction.ts)
     gate: VerifyGate = field(default_factory=VerifyGate)  # for telemetry: which turns checked output
     tool_args: dict[str, tuple[str, dict]] = field(default_factory=dict)  # running tool calls by id
-    cut_messages: set[int] = field(default_factory=set)  # assistant message ordinals the loop guard cut
+    cut_messages: dict[int, int] = field(default_factory=dict)  # assistant message ordinal the loop guard cut -> tokens then
     conversation: list[dict] = field(default_factory=list)  # pi messages, for print mode
     last_assistant: dict | None = None
 
@@ -88,7 +88,8 @@ class _TrialBuilder:
                     completion_tokens=completion, reasoning_tokens=s.reasoning,
                     text_tokens=completion - s.reasoning,
                     compaction=self.compaction or self.compacted_turns.pop(index, None),
-                    cut_by="loop_detector" if cut else None, tool_calls=[c["name"] for c in calls],
+                    cut_by="loop_detector" if cut else None, cut_at=self.cut_messages.get(index),
+                    tool_calls=[c["name"] for c in calls],
                     decode_tps=(s.tokens - 1) / (s.last - s.first) if s.tokens > 1 and s.last > s.first else None)
         self.compaction = None
         self.trial.turns.append(turn)

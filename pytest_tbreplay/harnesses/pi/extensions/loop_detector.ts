@@ -6,25 +6,29 @@
 import { config, lastAssistant, log, on, queueNext, state } from "./lib/common.ts";
 import { LoopDetector } from "./lib/loopdetect.ts";
 
+// The streamed-token events, counted as harnesses/pi/events.py counts them.
+const TOKEN_EVENTS = new Set(["text_delta", "thinking_delta", "toolcall_delta"]);
+
 export default function (pi: any) {
 	if (!on("loop_detector.ts")) return;
 	let detector = new LoopDetector(config.loop);
+	let tokens = 0; // token events of this message: where the guard tripped, whatever arrives after
 	let cutThisRun = false;
 	pi.on("message_start", (e: any) => {
 		if (e.message.role !== "assistant") return;
 		state.assistantMessages++;
 		detector = new LoopDetector(config.loop);
+		tokens = 0;
 	});
 	pi.on("message_update", (e: any, ctx: any) => {
 		const ev = e.assistantMessageEvent;
-		if (detector.tripped || !ev.delta) return;
-		let tripped: boolean;
-		if (ev.type === "text_delta" || ev.type === "thinking_delta") tripped = detector.feed(ev.delta);
-		else if (ev.type === "toolcall_delta") tripped = detector.feedArguments(ev.delta);
-		else return;
+		if (detector.tripped || !TOKEN_EVENTS.has(ev.type)) return;
+		tokens++;
+		if (!ev.delta) return;
+		const tripped = ev.type === "toolcall_delta" ? detector.feedArguments(ev.delta) : detector.feed(ev.delta);
 		if (tripped) {
 			cutThisRun = true;
-			log("cut", { message: state.assistantMessages - 1, rule: detector.rule, words: detector.words.length });
+			log("cut", { message: state.assistantMessages - 1, rule: detector.rule, tokens });
 			ctx.abort();
 		}
 	});

@@ -42,7 +42,7 @@ export type Config = {
 /** What the extensions write to the event log, by kind (contract.py LOG; the pi harness reads it). */
 export type LogEntry =
 	| { kind: "next"; text: string; as: "nudge" | "verify_demand" }
-	| { kind: "cut"; message: number; rule: string; words: number }
+	| { kind: "cut"; message: number; rule: string; tokens: number }
 	| { kind: "cut_call"; id: string; text: string }
 	| { kind: "request"; body: any }
 	| { kind: "compaction"; reason: string; tokens_before: number; summary: string; turn: number }
